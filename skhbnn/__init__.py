@@ -1,0 +1,18 @@
+"""skhbnn: scikit-learn compatible (hierarchical) Bayesian neural networks on PyMC."""
+
+from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
+from .inference import clear_compile_cache
+from .network import NetworkSpec
+from .priors import MvNormalPrior, informed_prior
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BayesianMLPClassifier",
+    "HierarchicalBayesianMLPClassifier",
+    "MvNormalPrior",
+    "NetworkSpec",
+    "clear_compile_cache",
+    "informed_prior",
+    "__version__",
+]

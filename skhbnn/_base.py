@@ -1,0 +1,207 @@
+"""What every skhbnn estimator shares: parameters, validation, inference and
+prediction from stored posterior draws."""
+
+from __future__ import annotations
+
+import sys
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .diagnostics import invariant_diagnostics, warn_if_unreliable
+from .inference import (
+    INFERENCE_METHODS,
+    SAMPLERS,
+    divergences,
+    fit_advi,
+    posterior_arrays,
+    resolve_sampler,
+    sample_nuts,
+)
+from .network import ACTIVATIONS, NetworkSpec, forward, logits_to_proba
+
+# Bound on the floats one prediction chunk holds (draws x rows x layer width):
+# 2**22 float64 values are 32 MiB, so predicting any number of rows from any
+# number of draws stays within a few hundred MiB.
+_PREDICT_CHUNK_ELEMENTS = 2**22
+# Training rows whose predicted probabilities serve as convergence diagnostics.
+_N_DIAGNOSTIC_ROWS = 50
+
+
+def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec):
+    """Posterior mean and sd of class probabilities, chunked over rows.
+
+    ``params`` hold draws with a leading draw axis: ``w{l}`` of shape
+    ``(S, in, out)``.  Returns two arrays of shape ``(n, n_classes)``.
+    """
+    n_draws = next(iter(params.values())).shape[0]
+    width = max(spec.layer_sizes)
+    chunk = max(1, _PREDICT_CHUNK_ELEMENTS // (n_draws * width))
+    n_classes = max(2, spec.n_outputs)
+    mean = np.empty((X.shape[0], n_classes))
+    std = np.empty((X.shape[0], n_classes))
+    for start in range(0, X.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        proba = logits_to_proba(forward(params, X[rows], spec))  # (S, c, K)
+        mean[rows] = proba.mean(axis=0)
+        std[rows] = proba.std(axis=0)
+    return mean, std
+
+
+def flatten_chains(draws: dict) -> dict:
+    """``(chain, draw, ...)`` -> ``(chain * draw, ...)`` for every array."""
+    return {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
+
+
+class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
+    """Shared machinery; not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "use_bias": ["boolean"],
+        "prior_sd": [Interval(Real, 0, None, closed="neither")],
+        "inference": [StrOptions(set(INFERENCE_METHODS))],
+        "sampler": [StrOptions(set(SAMPLERS))],
+        "draws": [Interval(Integral, 1, None, closed="left")],
+        "tune": [Interval(Integral, 1, None, closed="left")],
+        "chains": [Interval(Integral, 1, None, closed="left")],
+        "target_accept": [Interval(Real, 0, 1, closed="neither")],
+        "advi_iterations": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "progressbar": ["boolean", StrOptions({"auto"})],
+    }
+
+    # ------------------------------------------------------------------ fit
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, Integral) and not isinstance(sizes, bool):
+            sizes = (sizes,)
+        sizes = tuple(sizes)
+        if len(sizes) == 0 or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes
+        ):
+            raise ValueError(
+                f"hidden_layer_sizes must be a non-empty tuple of positive integers, "
+                f"e.g. (5, 5); got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _validate_X(self, X, *, reset: bool, y=None):
+        """``validate_data`` with messages that say what to do."""
+        kwargs = dict(dtype=np.float64, accept_sparse=False, reset=reset)
+        try:
+            if y is None:
+                return validate_data(self, X, **kwargs)
+            return validate_data(self, X, y, **kwargs)
+        except ValueError as exc:
+            if "could not convert" in str(exc):
+                raise ValueError(
+                    f"X must contain numbers only ({exc}); encode string or "
+                    "categorical features first, e.g. with OneHotEncoder in a Pipeline."
+                ) from exc
+            raise
+        except TypeError as exc:
+            if "sparse" in str(exc).lower():
+                raise TypeError(
+                    f"{type(self).__name__} does not accept sparse X; pass a dense "
+                    "array (X.toarray())."
+                ) from exc
+            raise
+
+    def _check_training_data(self, X, y):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X, y = self._validate_X(X, reset=True, y=y)
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"y contains only one class ({classes[0]!r}); a classifier needs "
+                "samples of at least 2 classes."
+            )
+        return X, y_enc.astype(np.int64), classes
+
+    def _network_spec(self, n_features: int, n_classes: int) -> NetworkSpec:
+        return NetworkSpec(
+            n_features=n_features,
+            hidden_layer_sizes=self._check_hidden_layer_sizes(),
+            n_outputs=1 if n_classes == 2 else n_classes,
+            activation=self.activation,
+            use_bias=bool(self.use_bias),
+        )
+
+    def _show_progress(self) -> bool:
+        if self.progressbar == "auto":
+            return bool(getattr(sys.stderr, "isatty", lambda: False)())
+        return bool(self.progressbar)
+
+    def _infer(self, model, spec: NetworkSpec, cache_key, seed: int):
+        """Run the configured inference; return ``(idata, draws, n_divergent)``."""
+        if self.inference == "advi":
+            idata = fit_advi(
+                model,
+                iterations=self.advi_iterations,
+                draws=self.draws,
+                seed=seed,
+                progressbar=self._show_progress(),
+            )
+            n_div = 0
+        else:
+            idata = sample_nuts(
+                model,
+                sampler=self.sampler,
+                draws=self.draws,
+                tune=self.tune,
+                chains=self.chains,
+                target_accept=self.target_accept,
+                seed=seed,
+                progressbar=self._show_progress(),
+                cache_key=(cache_key, resolve_sampler(self.sampler)),
+            )
+            n_div = divergences(idata)
+        return idata, posterior_arrays(idata, self._posterior_names(spec)), n_div
+
+    def _fit_atomically(self, fit_fn):
+        """Run ``fit_fn``; on any exception (Ctrl-C included) restore the
+        estimator to exactly its state before the call, so it is never left
+        half-fitted."""
+        state = self.__dict__.copy()
+        try:
+            fit_fn()
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+        return self
+
+    def _set_diagnostics(self, invariants: dict, n_divergent: int) -> None:
+        if self.inference != "nuts":
+            self.diagnostics_ = None
+            return
+        self.diagnostics_ = invariant_diagnostics(invariants, n_divergent)
+        warn_if_unreliable(self.diagnostics_, type(self).__name__)
+
+    @staticmethod
+    def _new_seed(random_state) -> int:
+        return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+    # -------------------------------------------------------------- predict
+    def _predict_from_moments(self, mean: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(mean, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def _check_fitted_X(self, X):
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)

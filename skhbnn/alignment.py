@@ -1,0 +1,102 @@
+"""Aligning hidden units across MCMC chains.
+
+A BNN posterior is symmetric: permuting the hidden units of a layer (and, for
+odd activations such as tanh, flipping the sign of a unit's incoming and
+outgoing weights) leaves the network function unchanged.  Independent chains
+therefore land in different, equivalent modes.  Pooling their weights into one
+distribution averages unrelated modes into mush, so before pooling we map every
+chain onto the labelling of a reference chain.
+
+Method: layer by layer, from the input side, each hidden unit is described by
+its posterior-mean incoming weights (and bias).  The input side of layer 0 has
+a fixed order, so the units of layer 0 can be matched to the reference chain's
+with the Hungarian algorithm (cost: squared distance, or for odd activations
+the smaller of the distances to the unit and to its negation).  Applying that
+permutation/sign to the rows of the next layer fixes its input order, and the
+matching proceeds to the next layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .network import ODD_ACTIVATIONS, NetworkSpec
+
+
+def _unit_features(params, layer: int, chain: int, use_bias: bool) -> np.ndarray:
+    """(n_units, n_in [+1]) posterior-mean incoming weights of each unit."""
+    w = params[f"w{layer}"][chain]  # (S, *group, in, out)
+    w = w.reshape(-1, *w.shape[-2:]).mean(axis=0)  # (in, out)
+    feats = [w.T]
+    if use_bias:
+        b = params[f"b{layer}"][chain]
+        feats.append(b.reshape(-1, b.shape[-1]).mean(axis=0)[:, None])
+    return np.concatenate(feats, axis=1)
+
+
+def match_units(
+    units: np.ndarray, reference: np.ndarray, allow_sign_flip: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation and signs mapping ``units`` onto ``reference``.
+
+    Returns ``perm, sign`` such that ``sign[j] * units[perm[j]]`` is the unit
+    matched to ``reference[j]``.
+    """
+    diff_pos = ((units[:, None, :] - reference[None, :, :]) ** 2).sum(-1)
+    if allow_sign_flip:
+        diff_neg = ((units[:, None, :] + reference[None, :, :]) ** 2).sum(-1)
+        cost = np.minimum(diff_pos, diff_neg)
+    else:
+        diff_neg = None
+        cost = diff_pos
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.empty(len(cols), dtype=int)
+    perm[cols] = rows
+    sign = np.ones(len(cols))
+    if diff_neg is not None:
+        sign[cols] = np.where(diff_neg[rows, cols] < diff_pos[rows, cols], -1.0, 1.0)
+    return perm, sign
+
+
+def align_chains(params: dict[str, np.ndarray], spec: NetworkSpec, reference: int = 0):
+    """Relabel hidden units of every chain to match the reference chain.
+
+    Parameters
+    ----------
+    params : dict of str to ndarray
+        Network parameters ``w{l}``, ``b{l}`` with shape
+        ``(n_chains, n_draws, *extra, *param_shape)``: ``extra`` may hold a
+        group dimension (hierarchical raw weights).  Parameters sharing the
+        network's layout but with other names are not touched.
+    spec : NetworkSpec
+    reference : int
+        Chain whose labelling is kept.
+
+    Returns
+    -------
+    dict of str to ndarray
+        New arrays; the input is not modified.
+    """
+    out = {k: np.array(v, copy=True) for k, v in params.items()}
+    n_chains = next(iter(out.values())).shape[0]
+    flip = spec.activation in ODD_ACTIVATIONS
+    for chain in range(n_chains):
+        if chain == reference:
+            continue
+        for layer in range(spec.n_layers - 1):  # hidden layers only
+            perm, sign = match_units(
+                _unit_features(out, layer, chain, spec.use_bias),
+                _unit_features(out, layer, reference, spec.use_bias),
+                allow_sign_flip=flip,
+            )
+            # Outgoing side of this layer: columns of w{layer} (and b{layer}).
+            w = out[f"w{layer}"]
+            w[chain] = np.take(w[chain], perm, axis=-1) * sign
+            if spec.use_bias:
+                b = out[f"b{layer}"]
+                b[chain] = np.take(b[chain], perm, axis=-1) * sign
+            # Incoming side of the next layer: rows of w{layer + 1}.
+            w_next = out[f"w{layer + 1}"]
+            w_next[chain] = np.take(w_next[chain], perm, axis=-2) * sign[:, None]
+    return out

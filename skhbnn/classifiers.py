@@ -1,0 +1,449 @@
+"""The flat and hierarchical Bayesian MLP classifiers."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.utils._param_validation import HasMethods, StrOptions
+
+from ._base import (
+    _N_DIAGNOSTIC_ROWS,
+    BaseBayesianMLP,
+    flatten_chains,
+    posterior_moments,
+)
+from .groups import (
+    NEW_GROUP_POLICIES,
+    GroupEncoder,
+    check_groups,
+    pad_by_group,
+    split_group_column,
+)
+from .models import build_flat_model, build_hierarchical_model
+from .network import forward, logits_to_proba
+from .priors import MvNormalPrior
+
+_SAMPLING_DOC = """
+    inference : {"nuts", "advi"}, default="nuts"
+        Full MCMC with NUTS, or mean-field ADVI (faster, less accurate
+        uncertainty).
+    sampler : {"auto", "nutpie", "pymc"}, default="auto"
+        NUTS implementation; "auto" is nutpie when installed (it compiles the
+        model once per structure and is several times faster), else PyMC's.
+    draws : int, default=1000
+        Posterior draws per chain (for ADVI: draws from the approximation).
+    tune : int, default=1000
+        NUTS tuning (warm-up) steps per chain.
+    chains : int, default=2
+        Number of NUTS chains, run in parallel on up to that many cores.
+    target_accept : float, default=0.9
+        NUTS target acceptance rate in (0, 1); raise it if there are
+        divergences.
+    advi_iterations : int, default=30000
+        Optimisation steps for ``inference="advi"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds sampling (and the population predictive of new groups).  An int
+        makes fits reproducible.
+    progressbar : bool or "auto", default="auto"
+        Show a progress bar while fitting; "auto" shows it in an interactive
+        terminal only.
+"""
+
+
+class BayesianMLPClassifier(BaseBayesianMLP):
+    __doc__ = (
+        """Bayesian multi-layer perceptron classifier fitted with PyMC.
+
+    Every weight has a prior (an isotropic ``Normal(0, prior_sd)`` or an
+    informed :class:`~skhbnn.MvNormalPrior`); the posterior is sampled with
+    NUTS (or approximated with ADVI) and predictions average the network over
+    posterior draws.  Two classes use one logit and a Bernoulli likelihood;
+    more classes use a softmax output and a Categorical likelihood.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(5, 5)
+        Units per hidden layer.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        Hidden-layer activation.
+    use_bias : bool, default=True
+        Whether layers have biases.  ``use_bias=False`` with ``(5, 5)`` and
+        tanh on two features is the seed's 2-5-5-1 network.
+    prior_sd : float, default=1.0
+        Standard deviation of the isotropic Normal prior on every weight
+        (ignored when ``prior`` is given).
+    prior : MvNormalPrior or None, default=None
+        Informed prior, e.g. ``InformedPriorTransfer(...).fit(...).prior_``.
+"""
+        + _SAMPLING_DOC
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has feature names that are all strings.
+    idata_ : arviz InferenceData (PyMC 5) or xarray DataTree (PyMC 6)
+        The posterior; see :mod:`skhbnn.models` for variable names.
+    posterior_draws_ : dict of str to ndarray
+        Weights ``w{l}`` / biases ``b{l}``, shape ``(chain, draw, ...)``,
+        used for prediction (plain numpy: pickles without PyMC).
+    network_ : NetworkSpec
+    diagnostics_ : dict or None
+        Divergences and R-hat / ESS of symmetry-invariant quantities (NUTS).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from skhbnn import BayesianMLPClassifier
+    >>> X, y = make_moons(n_samples=60, noise=0.2, random_state=0)
+    >>> clf = BayesianMLPClassifier(draws=100, tune=100, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+    )
+
+    _parameter_constraints = {
+        **BaseBayesianMLP._parameter_constraints,
+        "prior": [None, HasMethods(["validate", "cholesky"])],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(5, 5),
+        activation="tanh",
+        use_bias=True,
+        prior_sd=1.0,
+        prior=None,
+        inference="nuts",
+        sampler="auto",
+        draws=1000,
+        tune=1000,
+        chains=2,
+        target_accept=0.9,
+        advi_iterations=30000,
+        random_state=None,
+        progressbar="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.use_bias = use_bias
+        self.prior_sd = prior_sd
+        self.prior = prior
+        self.inference = inference
+        self.sampler = sampler
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.target_accept = target_accept
+        self.advi_iterations = advi_iterations
+        self.random_state = random_state
+        self.progressbar = progressbar
+
+    def _posterior_names(self, spec):
+        return list(spec.param_shapes())
+
+    def fit(self, X, y):
+        """Sample the posterior of the network's weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        return self._fit_atomically(lambda: self._fit(X, y))
+
+    def _fit(self, X, y):
+        self._validate_params()
+        X, y_enc, classes = self._check_training_data(X, y)
+        spec = self._network_spec(X.shape[1], len(classes))
+        if self.prior is not None:
+            self.prior.validate(spec)
+        seed = self._new_seed(self.random_state)
+        model = build_flat_model(spec, X, y_enc, prior_sd=self.prior_sd, prior=self.prior)
+        cache_key = ("flat", spec, self.prior is not None)
+        idata, draws, n_div = self._infer(model, spec, cache_key, seed)
+        self.classes_ = classes
+        self.network_ = spec
+        self.idata_ = idata
+        self.posterior_draws_ = draws
+        proba = logits_to_proba(forward(draws, X[:_N_DIAGNOSTIC_ROWS], spec))
+        self._set_diagnostics({"proba": proba[..., 1:]}, n_div)
+
+    def _moments(self, X):
+        X = self._check_fitted_X(X)
+        return posterior_moments(flatten_chains(self.posterior_draws_), X, self.network_)
+
+    def predict_proba(self, X):
+        """Posterior-mean class probabilities, shape (n_samples, n_classes)."""
+        return self._moments(X)[0]
+
+    def predict_std(self, X):
+        """Posterior sd of the class probabilities, shape (n_samples, n_classes)."""
+        return self._moments(X)[1]
+
+    def predict(self, X):
+        """Most probable class under the posterior-mean probabilities."""
+        return self._predict_from_moments(self._moments(X)[0])
+
+
+class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
+    __doc__ = (
+        """Hierarchical Bayesian MLP: one network per group, sharing strength.
+
+    Every group has its own weights, drawn around group-mean weights with one
+    learned spread per layer, written non-centred:
+    ``w[g] = mu + sd_layer * raw[g]`` with ``mu ~ Normal(0, prior_sd)``,
+    ``sd_layer ~ HalfNormal(group_sd_prior)``, ``raw[g] ~ Normal(0, 1)``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(5, 5)
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+    use_bias : bool, default=True
+    prior_sd : float, default=1.0
+        Prior sd of the group-mean weights.
+    group_sd_prior : float, default=1.0
+        Scale of the HalfNormal prior on each layer's group sd.
+    group_column : str, int or None, default=None
+        Column of X holding the group label (a DataFrame column name, or an
+        integer position for arrays).  When set, groups are read from X in fit
+        and predict, and the other columns are the features; this is how
+        cross-validation and grid search see groups at predict time.
+    new_groups : {"population", "error"}, default="population"
+        A group never seen in fit is predicted with the population predictive
+        (for each posterior draw, new group weights drawn from that draw's
+        group distribution), or raises ``ValueError``.
+"""
+        + _SAMPLING_DOC
+        + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    groups_ : ndarray of shape (n_groups,)
+        Group labels seen in fit; posterior arrays index groups in this order.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    idata_ : arviz InferenceData (PyMC 5) or xarray DataTree (PyMC 6)
+    posterior_draws_ : dict of str to ndarray
+        ``w{l}_mu`` / ``b{l}_mu`` group means, ``sd{l}`` group sds and per-group
+        ``w{l}`` / ``b{l}`` (group axis after chain and draw).
+    network_ : NetworkSpec
+    diagnostics_ : dict or None
+
+    Examples
+    --------
+    >>> from skhbnn import HierarchicalBayesianMLPClassifier
+    >>> from skhbnn.datasets import make_rotated_moons
+    >>> X, y, groups = make_rotated_moons(n_groups=3, n_samples=30, random_state=0)
+    >>> clf = HierarchicalBayesianMLPClassifier(draws=100, tune=100, random_state=0)
+    >>> clf.fit(X, y, groups=groups).predict(X[:3], groups=groups[:3]).shape
+    (3,)
+    """
+    )
+
+    _parameter_constraints = {
+        **BaseBayesianMLP._parameter_constraints,
+        "group_sd_prior": [BaseBayesianMLP._parameter_constraints["prior_sd"][0]],
+        "group_column": [None, str, Integral],
+        "new_groups": [StrOptions(set(NEW_GROUP_POLICIES))],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(5, 5),
+        activation="tanh",
+        use_bias=True,
+        prior_sd=1.0,
+        group_sd_prior=1.0,
+        group_column=None,
+        new_groups="population",
+        inference="nuts",
+        sampler="auto",
+        draws=1000,
+        tune=1000,
+        chains=2,
+        target_accept=0.9,
+        advi_iterations=30000,
+        random_state=None,
+        progressbar="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.use_bias = use_bias
+        self.prior_sd = prior_sd
+        self.group_sd_prior = group_sd_prior
+        self.group_column = group_column
+        self.new_groups = new_groups
+        self.inference = inference
+        self.sampler = sampler
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.target_accept = target_accept
+        self.advi_iterations = advi_iterations
+        self.random_state = random_state
+        self.progressbar = progressbar
+
+    def _posterior_names(self, spec):
+        names = []
+        for name in spec.param_shapes():
+            names += [name, f"{name}_mu"]
+        return names + [f"sd{layer}" for layer in range(spec.n_layers)]
+
+    # ------------------------------------------------------------ groups
+    def _split_groups(self, X, groups):
+        """Features and raw group labels (or None), from X's column or ``groups``."""
+        if self.group_column is not None:
+            if groups is not None:
+                raise ValueError(
+                    f"groups were passed although group_column={self.group_column!r} "
+                    "is set; give groups either as a column of X or as groups=, not both."
+                )
+            return split_group_column(X, self.group_column)
+        return X, groups
+
+    def _group_codes(self, groups, n_samples: int) -> np.ndarray:
+        """Integer codes of fitted groups; -1 for groups never seen in fit."""
+        if groups is None:
+            if len(self.groups_) == 1:
+                return np.zeros(n_samples, dtype=np.intp)
+            raise ValueError(
+                f"groups is required: the model was fitted on {len(self.groups_)} "
+                "groups. Pass groups=..., or set group_column so that groups travel "
+                "inside X (needed when scikit-learn scores during cross-validation)."
+            )
+        codes = self._encoder.transform(check_groups(groups, n_samples))
+        if self.new_groups == "error" and (codes < 0).any():
+            unseen = list(pd.unique(pd.Series(np.asarray(groups, dtype=object)[codes < 0])))
+            raise ValueError(
+                f"groups {unseen[:10]} were not seen in fit and new_groups='error'; "
+                "set new_groups='population' to predict them from the group "
+                "distribution."
+            )
+        return codes
+
+    # --------------------------------------------------------------- fit
+    def fit(self, X, y, groups=None):
+        """Sample the posterior of the hierarchical network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,), default=None
+            Group label of each row (any hashable values).  ``None`` means a
+            single group, unless ``group_column`` is set.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit_atomically(lambda: self._fit(X, y, groups))
+
+    def _fit(self, X, y, groups):
+        self._validate_params()
+        X, groups = self._split_groups(X, groups)
+        X, y_enc, classes = self._check_training_data(X, y)
+        if groups is None:  # one group: the plain-classifier case
+            groups = np.zeros(X.shape[0], dtype=object)
+        groups = check_groups(groups, X.shape[0])
+        encoder = GroupEncoder().fit(groups)
+        codes = encoder.transform(groups)
+        n_groups = len(encoder.classes_)
+        spec = self._network_spec(X.shape[1], len(classes))
+        seed = self._new_seed(self.random_state)
+        X_pad, y_pad, obs_index = pad_by_group(X, y_enc, codes, n_groups)
+        model = build_hierarchical_model(
+            spec,
+            X_pad,
+            y_pad.reshape(-1)[obs_index],
+            obs_index,
+            prior_sd=self.prior_sd,
+            group_sd_prior=self.group_sd_prior,
+        )
+        idata, draws, n_div = self._infer(model, spec, ("hierarchical", spec, n_groups), seed)
+        self.classes_ = classes
+        self.groups_ = encoder.classes_
+        self._encoder = encoder
+        self.network_ = spec
+        self.idata_ = idata
+        self.posterior_draws_ = draws
+        self._prediction_seed = seed
+        rows = np.arange(min(_N_DIAGNOSTIC_ROWS, X.shape[0]))
+        # Each diagnostic row under its own group's weights: (C, S, rows, ...).
+        params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
+        proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
+        sds = np.stack([draws[f"sd{layer}"] for layer in range(spec.n_layers)], axis=-1)
+        self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
+
+    # ----------------------------------------------------------- predict
+    def group_params(self, group=None) -> dict:
+        """Posterior draws of one group's weights, shape ``(n_draws, ...)``.
+
+        ``group=None`` gives draws of the population predictive: for each
+        posterior draw, weights of a new group drawn from that draw's group
+        distribution (fixed random numbers, so predictions are deterministic).
+        """
+        draws = flatten_chains(self.posterior_draws_)
+        spec = self.network_
+        if group is not None:
+            code = self._encoder.transform(np.array([group], dtype=object))[0]
+            if code < 0:
+                raise ValueError(f"group {group!r} was not seen in fit.")
+            return {k: draws[k][:, code] for k in spec.param_shapes()}
+        rng = np.random.default_rng(self._prediction_seed)
+        out = {}
+        for name in spec.param_shapes():
+            mu = draws[f"{name}_mu"]
+            sd = draws[f"sd{spec.layer_of(name)}"].reshape((-1,) + (1,) * (mu.ndim - 1))
+            out[name] = mu + sd * rng.standard_normal(mu.shape)
+        return out
+
+    def _moments(self, X, groups):
+        X, groups = self._split_groups(X, groups)
+        X = self._check_fitted_X(X)
+        codes = self._group_codes(groups, X.shape[0])
+        draws = flatten_chains(self.posterior_draws_)
+        names = list(self.network_.param_shapes())
+        n_classes = len(self.classes_)
+        mean = np.empty((X.shape[0], n_classes))
+        std = np.empty((X.shape[0], n_classes))
+        for code in np.unique(codes):
+            rows = codes == code
+            if code < 0:
+                params = self.group_params(None)
+            else:
+                params = {k: draws[k][:, code] for k in names}
+            mean[rows], std[rows] = posterior_moments(params, X[rows], self.network_)
+        return mean, std
+
+    def predict_proba(self, X, groups=None):
+        """Posterior-mean class probabilities, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Group of each row; ignored when ``group_column`` is set.
+        """
+        return self._moments(X, groups)[0]
+
+    def predict_std(self, X, groups=None):
+        """Posterior sd of the class probabilities, shape (n_samples, n_classes)."""
+        return self._moments(X, groups)[1]
+
+    def predict(self, X, groups=None):
+        """Most probable class of each row under its group's network."""
+        return self._predict_from_moments(self._moments(X, groups)[0])
+
+
+__all__ = ["BayesianMLPClassifier", "HierarchicalBayesianMLPClassifier", "MvNormalPrior"]

@@ -1,0 +1,109 @@
+"""Network structure and the one forward pass.
+
+The forward pass is written once and runs on numpy arrays (prediction from
+stored posterior draws) and on pytensor tensors (inside the PyMC model): both
+libraries broadcast ``matmul`` over leading batch dimensions, so the same code
+serves
+
+* a flat network on data:          X (n, in)     @ W (in, out)
+* one network per posterior draw:  X (n, in)     @ W (S, in, out)   -> (S, n, out)
+* one network per group (padded):  X (G, M, in)  @ W (G, in, out)   -> (G, M, out)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ACTIVATIONS = ("tanh", "relu", "logistic", "identity")
+# Activations for which flipping the sign of a hidden unit's incoming and
+# outgoing weights leaves the network function unchanged (f(-a) = -f(a)).
+ODD_ACTIVATIONS = ("tanh", "identity")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Shapes of an MLP: ``n_features -> hidden_layer_sizes -> n_outputs``.
+
+    ``n_outputs`` is 1 for binary classification (one logit, Bernoulli
+    likelihood) and the number of classes otherwise (softmax).
+    """
+
+    n_features: int
+    hidden_layer_sizes: tuple[int, ...]
+    n_outputs: int
+    activation: str = "tanh"
+    use_bias: bool = True
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        return (self.n_features, *self.hidden_layer_sizes, self.n_outputs)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_sizes) - 1
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Ordered ``{name: shape}``: ``w0, b0, w1, b1, ...`` (biases if used)."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        sizes = self.layer_sizes
+        for layer in range(self.n_layers):
+            shapes[f"w{layer}"] = (sizes[layer], sizes[layer + 1])
+            if self.use_bias:
+                shapes[f"b{layer}"] = (sizes[layer + 1],)
+        return shapes
+
+    def layer_of(self, name: str) -> int:
+        """Layer index of a parameter name (``"w1"`` -> 1)."""
+        return int(name[1:])
+
+
+def _activate(name: str, a, xp):
+    if name == "tanh":
+        return xp.tanh(a)
+    if name == "relu":
+        return xp.maximum(a, 0)
+    if name == "logistic":
+        return 1.0 / (1.0 + xp.exp(-a))
+    return a
+
+
+def forward(params, X, spec: NetworkSpec, xp=np):
+    """Logits of the network.
+
+    Parameters
+    ----------
+    params : mapping of str to array
+        ``w{l}`` of shape ``(*batch, in, out)`` and ``b{l}`` of shape
+        ``(*batch, out)``; ``batch`` broadcasts against the leading
+        dimensions of ``X``.
+    X : array of shape (*batch, n, n_features)
+    spec : NetworkSpec
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+
+    Returns
+    -------
+    logits : array of shape (*batch, n, n_outputs)
+    """
+    h = X
+    for layer in range(spec.n_layers):
+        h = xp.matmul(h, params[f"w{layer}"])  # (*batch, n, out)
+        if spec.use_bias:
+            h = h + params[f"b{layer}"][..., None, :]
+        if layer < spec.n_layers - 1:
+            h = _activate(spec.activation, h, xp)
+    return h
+
+
+def logits_to_proba(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (..., n_classes) from logits (..., n_outputs), numpy."""
+    if logits.shape[-1] == 1:
+        # Binary: one logit; numerically stable sigmoid.
+        p1 = np.exp(-np.logaddexp(0.0, -logits[..., 0]))
+        return np.stack([1.0 - p1, p1], axis=-1)
+    z = logits - logits.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z

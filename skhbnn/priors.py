@@ -1,0 +1,125 @@
+"""Weight priors: the isotropic Normal and informed per-layer MvNormal priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .alignment import align_chains
+from .network import NetworkSpec
+
+
+@dataclass(eq=False)
+class MvNormalPrior:
+    """One multivariate Normal prior per network parameter.
+
+    Parameters
+    ----------
+    means : dict of str to ndarray
+        Flattened (row-major) prior mean of each parameter (``w0``, ``b0``, ...).
+    covs : dict of str to ndarray
+        Covariance of each flattened parameter, symmetric positive definite.
+    layer_sizes : tuple of int, optional
+        ``(n_features, *hidden, n_outputs)`` of the network the prior was built
+        for; used to give a clear error when it is applied to another network.
+
+    Notes
+    -----
+    Built from a hierarchical posterior by :func:`informed_prior`.  A user can
+    also write one by hand: any dict of means and covariances whose sizes match
+    the network's parameters.
+    """
+
+    means: dict[str, np.ndarray]
+    covs: dict[str, np.ndarray]
+    layer_sizes: tuple[int, ...] | None = None
+    _chol: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def validate(self, spec: NetworkSpec) -> None:
+        """Raise ``ValueError`` unless the prior fits ``spec``'s parameters."""
+        shapes = spec.param_shapes()
+        if set(self.means) != set(shapes) or set(self.covs) != set(shapes):
+            raise ValueError(
+                f"prior has parameters {sorted(self.means)} but the network "
+                f"{spec.layer_sizes} (use_bias={spec.use_bias}) has "
+                f"{sorted(shapes)}. Build the prior from a model with the same "
+                "hidden_layer_sizes, use_bias and number of features and classes."
+            )
+        for name, shape in shapes.items():
+            d = int(np.prod(shape))
+            mean = np.asarray(self.means[name], dtype=float)
+            cov = np.asarray(self.covs[name], dtype=float)
+            if mean.shape != (d,) or cov.shape != (d, d):
+                raise ValueError(
+                    f"prior for {name!r} must have a mean of shape ({d},) and a "
+                    f"covariance of shape ({d}, {d}); got {mean.shape} and "
+                    f"{cov.shape}."
+                )
+            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+                raise ValueError(f"prior for {name!r} contains NaN or inf.")
+            if not np.allclose(cov, cov.T, rtol=1e-8, atol=1e-10):
+                raise ValueError(
+                    f"prior covariance for {name!r} is not symmetric; pass "
+                    "(cov + cov.T) / 2 if it is only off by rounding."
+                )
+            try:
+                np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    f"prior covariance for {name!r} is not positive definite; "
+                    "add a small multiple of the identity to it."
+                ) from None
+
+    def cholesky(self, name: str) -> np.ndarray:
+        """Lower Cholesky factor of a parameter's covariance (cached)."""
+        if name not in self._chol:
+            self._chol[name] = np.linalg.cholesky(np.asarray(self.covs[name], float))
+        return self._chol[name]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_chol"] = {}
+        return state
+
+
+def informed_prior(
+    group_means: dict[str, np.ndarray],
+    group_sds: dict[str, np.ndarray],
+    spec: NetworkSpec,
+    align: bool = True,
+) -> MvNormalPrior:
+    """MvNormal priors from the group distribution of a hierarchical posterior.
+
+    The seed draws, for every posterior draw of the group mean ``mu`` and group
+    sd ``sigma``, weights ``w ~ N(mu, sigma^2 I)`` and takes the mean and
+    covariance of those draws.  That is a mixture of Normals whose first two
+    moments are known exactly, so we compute them instead of sampling:
+
+    ``mean = E[mu]``,  ``cov = Cov(mu) + E[sigma^2] I``.
+
+    The ``E[sigma^2] I`` term is strictly positive, which makes the covariance
+    positive definite without jitter, however few draws there are.
+
+    Parameters
+    ----------
+    group_means : dict of str to ndarray
+        ``w{l}`` / ``b{l}`` group means, shape ``(n_chains, n_draws, *shape)``.
+    group_sds : dict of str to ndarray
+        The group sd applying to each parameter, shape ``(n_chains, n_draws)``.
+    spec : NetworkSpec
+    align : bool
+        Align hidden units across chains first (see :mod:`skhbnn.alignment`).
+    """
+    if align:
+        group_means = align_chains(group_means, spec)
+    means, covs = {}, {}
+    for name in spec.param_shapes():
+        mu = group_means[name]
+        flat = mu.reshape(-1, int(np.prod(mu.shape[2:])))  # (C*S, d)
+        sigma2 = float(np.mean(np.asarray(group_sds[name]) ** 2))
+        cov = np.atleast_2d(np.cov(flat, rowvar=False)) if len(flat) > 1 else 0.0
+        cov = cov + sigma2 * np.eye(flat.shape[1])
+        means[name] = flat.mean(axis=0)
+        covs[name] = (cov + cov.T) / 2.0
+    return MvNormalPrior(means=means, covs=covs, layer_sizes=spec.layer_sizes)
