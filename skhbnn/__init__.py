@@ -4,12 +4,14 @@ from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifie
 from .inference import clear_compile_cache
 from .network import NetworkSpec
 from .priors import MvNormalPrior, informed_prior
+from .transfer import InformedPriorTransfer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BayesianMLPClassifier",
     "HierarchicalBayesianMLPClassifier",
+    "InformedPriorTransfer",
     "MvNormalPrior",
     "NetworkSpec",
     "clear_compile_cache",

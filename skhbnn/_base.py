@@ -58,6 +58,46 @@ def flatten_chains(draws: dict) -> dict:
     return {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
 
 
+def validate_X(est, X, *, reset: bool, y=None):
+    """``validate_data`` with messages that say what to do."""
+    kwargs = dict(dtype=np.float64, accept_sparse=False, reset=reset)
+    try:
+        if y is None:
+            return validate_data(est, X, **kwargs)
+        return validate_data(est, X, y, **kwargs)
+    except ValueError as exc:
+        if "could not convert" in str(exc):
+            raise ValueError(
+                f"X must contain numbers only ({exc}); encode string or "
+                "categorical features first, e.g. with OneHotEncoder in a Pipeline."
+            ) from exc
+        raise
+    except TypeError as exc:
+        if "sparse" in str(exc).lower():
+            raise TypeError(
+                f"{type(est).__name__} does not accept sparse X; pass a dense "
+                "array (X.toarray())."
+            ) from exc
+        raise
+
+
+def check_training_data(est, X, y):
+    """Validate training data; return ``X, y_encoded, classes``."""
+    if y is None:
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None."
+        )
+    X, y = validate_X(est, X, reset=True, y=y)
+    check_classification_targets(y)
+    classes, y_enc = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(
+            f"y contains only one class ({classes[0]!r}); a classifier needs "
+            "samples of at least 2 classes."
+        )
+    return X, y_enc.astype(np.int64), classes
+
+
 class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
     """Shared machinery; not for direct use."""
 
@@ -93,41 +133,10 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
         return tuple(int(s) for s in sizes)
 
     def _validate_X(self, X, *, reset: bool, y=None):
-        """``validate_data`` with messages that say what to do."""
-        kwargs = dict(dtype=np.float64, accept_sparse=False, reset=reset)
-        try:
-            if y is None:
-                return validate_data(self, X, **kwargs)
-            return validate_data(self, X, y, **kwargs)
-        except ValueError as exc:
-            if "could not convert" in str(exc):
-                raise ValueError(
-                    f"X must contain numbers only ({exc}); encode string or "
-                    "categorical features first, e.g. with OneHotEncoder in a Pipeline."
-                ) from exc
-            raise
-        except TypeError as exc:
-            if "sparse" in str(exc).lower():
-                raise TypeError(
-                    f"{type(self).__name__} does not accept sparse X; pass a dense "
-                    "array (X.toarray())."
-                ) from exc
-            raise
+        return validate_X(self, X, reset=reset, y=y)
 
     def _check_training_data(self, X, y):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
-        X, y = self._validate_X(X, reset=True, y=y)
-        check_classification_targets(y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(
-                f"y contains only one class ({classes[0]!r}); a classifier needs "
-                "samples of at least 2 classes."
-            )
-        return X, y_enc.astype(np.int64), classes
+        return check_training_data(self, X, y)
 
     def _network_spec(self, n_features: int, n_classes: int) -> NetworkSpec:
         return NetworkSpec(

@@ -7,6 +7,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     _N_DIAGNOSTIC_ROWS,
@@ -23,7 +24,7 @@ from .groups import (
 )
 from .models import build_flat_model, build_hierarchical_model
 from .network import forward, logits_to_proba
-from .priors import MvNormalPrior
+from .priors import MvNormalPrior, informed_prior
 
 _SAMPLING_DOC = """
     inference : {"nuts", "advi"}, default="nuts"
@@ -160,9 +161,15 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         """
         return self._fit_atomically(lambda: self._fit(X, y))
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, classes=None):
         self._validate_params()
-        X, y_enc, classes = self._check_training_data(X, y)
+        if classes is None:
+            X, y_enc, classes = self._check_training_data(X, y)
+        else:
+            # Fitting one group of a larger problem (InformedPriorTransfer): the
+            # classes are the whole problem's, and a group may lack some.
+            X, y = self._validate_X(X, reset=True, y=y)
+            y_enc = np.searchsorted(classes, y).astype(np.int64)
         spec = self._network_spec(X.shape[1], len(classes))
         if self.prior is not None:
             self.prior.validate(spec)
@@ -176,6 +183,22 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         self.posterior_draws_ = draws
         proba = logits_to_proba(forward(draws, X[:_N_DIAGNOSTIC_ROWS], spec))
         self._set_diagnostics({"proba": proba[..., 1:]}, n_div)
+
+    @classmethod
+    def _from_draws(cls, draws, spec, classes, params=None):
+        """A fitted classifier predicting from given weight draws (no sampling).
+
+        ``draws`` hold ``w{l}`` / ``b{l}`` of shape ``(chain, draw, ...)``; used
+        for the group-mean network of a hierarchical fit.
+        """
+        est = cls(**(params or {}))
+        est.classes_ = np.asarray(classes)
+        est.network_ = spec
+        est.n_features_in_ = spec.n_features
+        est.posterior_draws_ = {k: np.asarray(draws[k]) for k in spec.param_shapes()}
+        est.idata_ = None
+        est.diagnostics_ = None
+        return est
 
     def _moments(self, X):
         X = self._check_fitted_X(X)
@@ -384,6 +407,22 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
         sds = np.stack([draws[f"sd{layer}"] for layer in range(spec.n_layers)], axis=-1)
         self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
+
+    def informed_prior(self, align: bool = True) -> MvNormalPrior:
+        """MvNormal priors from the fitted group distribution (see
+        :func:`skhbnn.priors.informed_prior`), for :class:`BayesianMLPClassifier`.
+
+        Parameters
+        ----------
+        align : bool, default=True
+            Align hidden units across chains before pooling them.
+        """
+        check_is_fitted(self)
+        spec = self.network_
+        names = spec.param_shapes()
+        means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}
+        sds = {n: self.posterior_draws_[f"sd{spec.layer_of(n)}"] for n in names}
+        return informed_prior(means, sds, spec, align=align)
 
     # ----------------------------------------------------------- predict
     def group_params(self, group=None) -> dict:

@@ -1,0 +1,243 @@
+"""InformedPriorTransfer: hierarchical posterior -> informed priors -> flat BNNs."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import check_training_data, validate_X
+from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
+from .groups import GroupEncoder, check_groups, split_group_column
+
+# Parameters a default flat estimator inherits from the hierarchical one.
+_SHARED_PARAMS = (
+    "hidden_layer_sizes", "activation", "use_bias", "inference", "sampler", "draws",
+    "tune", "chains", "target_accept", "advi_iterations", "random_state", "progressbar",
+)
+_STRUCTURE_PARAMS = ("hidden_layer_sizes", "activation", "use_bias")
+
+
+class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Flat BNNs per group under informed priors from a hierarchical BNN.
+
+    ``fit`` fits a :class:`HierarchicalBayesianMLPClassifier` (or takes a
+    fitted one with ``prefit=True``), turns its group distribution into one
+    MvNormal prior per weight matrix (:attr:`prior_`), then fits one
+    :class:`BayesianMLPClassifier` per group under that prior.  Rows are
+    predicted by their group's flat network; a group never seen in fit is
+    predicted by the *prior network*: the group-mean weights of the
+    hierarchical posterior.
+
+    The prior is the cold-start tool: for a new group with a handful of
+    labelled points, ``BayesianMLPClassifier(prior=transfer.prior_)`` learns
+    from far fewer points than the default isotropic prior needs.
+
+    Parameters
+    ----------
+    estimator : HierarchicalBayesianMLPClassifier, default=None
+        The hierarchical model; ``None`` means
+        ``HierarchicalBayesianMLPClassifier()``.
+    flat_estimator : BayesianMLPClassifier, default=None
+        Template for the per-group flat models (its ``prior`` is replaced by
+        the informed prior).  ``None`` copies the hierarchical estimator's
+        network and sampler settings.
+    prefit : bool, default=False
+        ``estimator`` is already fitted: use it as it is.
+    group_column : str, int or None, default=None
+        Column of X holding the group label (see
+        :class:`HierarchicalBayesianMLPClassifier`).
+    new_groups : {"prior", "error"}, default="prior"
+        Predict groups never seen in fit with the prior network, or raise.
+    align_chains : bool, default=True
+        Align hidden units across chains before pooling them into the prior.
+
+    Attributes
+    ----------
+    estimator_ : HierarchicalBayesianMLPClassifier
+        The fitted hierarchical model.
+    prior_ : MvNormalPrior
+        Per-parameter informed prior means and covariances.
+    estimators_ : dict
+        Group label -> fitted :class:`BayesianMLPClassifier`.
+    prior_network_ : BayesianMLPClassifier
+        Predicts from the hierarchical group-mean weights.
+    groups_, classes_, n_features_in_, feature_names_in_
+
+    Examples
+    --------
+    >>> from skhbnn import HierarchicalBayesianMLPClassifier, InformedPriorTransfer
+    >>> from skhbnn.datasets import make_rotated_moons
+    >>> X, y, g = make_rotated_moons(n_groups=3, n_samples=30, random_state=0)
+    >>> hier = HierarchicalBayesianMLPClassifier(draws=100, tune=100, random_state=0)
+    >>> transfer = InformedPriorTransfer(hier).fit(X, y, groups=g)
+    >>> sorted(transfer.prior_.means)
+    ['b0', 'b1', 'b2', 'w0', 'w1', 'w2']
+    """
+
+    _parameter_constraints = {
+        "estimator": [None, HasMethods(["fit", "informed_prior"])],
+        "flat_estimator": [None, HasMethods(["fit", "predict_proba"])],
+        "prefit": ["boolean"],
+        "group_column": [None, str, Integral],
+        "new_groups": [StrOptions({"prior", "error"})],
+        "align_chains": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        flat_estimator=None,
+        prefit=False,
+        group_column=None,
+        new_groups="prior",
+        align_chains=True,
+    ):
+        self.estimator = estimator
+        self.flat_estimator = flat_estimator
+        self.prefit = prefit
+        self.group_column = group_column
+        self.new_groups = new_groups
+        self.align_chains = align_chains
+
+    # ------------------------------------------------------------ helpers
+    def _split(self, X, groups):
+        if self.group_column is None:
+            return X, groups
+        if groups is not None:
+            raise ValueError(
+                f"groups were passed although group_column={self.group_column!r} is "
+                "set; give groups either as a column of X or as groups=, not both."
+            )
+        return split_group_column(X, self.group_column)
+
+    def _hierarchical(self, X, y, groups):
+        if self.estimator is None:
+            hier = HierarchicalBayesianMLPClassifier()
+        else:
+            hier = self.estimator
+        if self.prefit:
+            check_is_fitted(hier)
+            if hier.n_features_in_ != X.shape[1]:
+                raise ValueError(
+                    f"the prefit estimator was fitted on {hier.n_features_in_} features "
+                    f"but X has {X.shape[1]}; pass the same features."
+                )
+            return hier
+        # Groups reach the hierarchical model explicitly, never via its column.
+        return clone(hier).set_params(group_column=None).fit(X, y, groups=groups)
+
+    def _flat_template(self, hier):
+        if self.flat_estimator is None:
+            return BayesianMLPClassifier(**{k: hier.get_params()[k] for k in _SHARED_PARAMS})
+        template = clone(self.flat_estimator)
+        mismatch = [
+            k for k in _STRUCTURE_PARAMS
+            if np.any(np.asarray(template.get_params()[k]) != np.asarray(hier.get_params()[k]))
+        ]
+        if mismatch:
+            raise ValueError(
+                f"flat_estimator and estimator differ in {mismatch}; the informed prior "
+                "only fits a network of the same structure."
+            )
+        return template
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, X, y, groups=None):
+        """Fit the hierarchical model, build :attr:`prior_`, fit flat models.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,), default=None
+            Group label of each row; ``None`` means one group.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X, groups = self._split(X, groups)
+        X, y_enc, classes = check_training_data(self, X, y)
+        y = classes[y_enc]
+        groups = check_groups(np.zeros(X.shape[0]) if groups is None else groups, X.shape[0])
+
+        hier = self._hierarchical(X, y, groups)
+        if not np.array_equal(np.asarray(hier.classes_), classes):
+            raise ValueError(
+                f"the prefit estimator knows classes {list(hier.classes_)} but y has "
+                f"{list(classes)}; fit it on the same classes."
+            )
+        prior = hier.informed_prior(align=self.align_chains)
+        template = self._flat_template(hier)
+        encoder = GroupEncoder().fit(groups)
+        codes = encoder.transform(groups)
+        seeds = check_random_state(template.random_state).randint(
+            np.iinfo(np.int32).max, size=len(encoder.classes_)
+        )
+        estimators = {}
+        for code, label in enumerate(encoder.classes_):
+            rows = codes == code
+            flat = clone(template).set_params(prior=prior, random_state=int(seeds[code]))
+            flat._fit_atomically(lambda: flat._fit(X[rows], y[rows], classes=classes))
+            estimators[label] = flat
+
+        mu = {n: hier.posterior_draws_[f"{n}_mu"] for n in hier.network_.param_shapes()}
+        self.estimator_ = hier
+        self.prior_ = prior
+        self.estimators_ = estimators
+        self.prior_network_ = BayesianMLPClassifier._from_draws(mu, hier.network_, classes)
+        self.classes_ = classes
+        self.groups_ = encoder.classes_
+        self._encoder = encoder
+        return self
+
+    # ------------------------------------------------------------ predict
+    def _moments(self, X, groups):
+        check_is_fitted(self)
+        X, groups = self._split(X, groups)
+        X = validate_X(self, X, reset=False)
+        if groups is None:
+            if len(self.groups_) != 1:
+                raise ValueError(
+                    f"groups is required: the model was fitted on {len(self.groups_)} "
+                    "groups. Pass groups=..., or set group_column."
+                )
+            codes = np.zeros(X.shape[0], dtype=np.intp)
+        else:
+            codes = self._encoder.transform(check_groups(groups, X.shape[0]))
+        if self.new_groups == "error" and (codes < 0).any():
+            raise ValueError(
+                "some groups were not seen in fit and new_groups='error'; set "
+                "new_groups='prior' to predict them with the prior network."
+            )
+        mean = np.empty((X.shape[0], len(self.classes_)))
+        std = np.empty_like(mean)
+        for code in np.unique(codes):
+            rows = codes == code
+            est = self.prior_network_ if code < 0 else self.estimators_[self.groups_[code]]
+            mean[rows], std[rows] = est._moments(X[rows])
+        return mean, std
+
+    def predict_proba(self, X, groups=None):
+        """Class probabilities from each row's group model, (n_samples, n_classes)."""
+        return self._moments(X, groups)[0]
+
+    def predict_std(self, X, groups=None):
+        """Posterior sd of the class probabilities, (n_samples, n_classes)."""
+        return self._moments(X, groups)[1]
+
+    def predict(self, X, groups=None):
+        """Most probable class of each row under its group's flat model."""
+        return self.classes_[np.argmax(self._moments(X, groups)[0], axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags

@@ -1,0 +1,15 @@
+"""scikit-learn's own conformance checks, with small samplers."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
+
+SMALL = dict(draws=40, tune=40, chains=1, progressbar=False, random_state=0)
+
+
+@parametrize_with_checks(
+    [BayesianMLPClassifier(**SMALL), HierarchicalBayesianMLPClassifier(**SMALL)]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
