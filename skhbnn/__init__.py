@@ -3,6 +3,7 @@
 from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
 from .inference import clear_compile_cache
 from .network import NetworkSpec
+from .persistence import load
 from .priors import MvNormalPrior, informed_prior
 from .transfer import InformedPriorTransfer
 
@@ -16,5 +17,6 @@ __all__ = [
     "NetworkSpec",
     "clear_compile_cache",
     "informed_prior",
+    "load",
     "__version__",
 ]

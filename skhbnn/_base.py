@@ -58,27 +58,54 @@ def flatten_chains(draws: dict) -> dict:
     return {k: v.reshape(-1, *v.shape[2:]) for k, v in draws.items()}
 
 
+# scikit-learn input errors (matched by a lower-case piece of their text) and
+# what to tell the user instead: the argument at fault and what to do about it.
+_NUMBERS_ONLY = (
+    "X must contain numbers only; encode string or categorical features first, "
+    "e.g. with OneHotEncoder in a Pipeline."
+)
+_INPUT_HINTS = (
+    ("could not convert", _NUMBERS_ONLY),
+    ("argument must be a string or a", _NUMBERS_ONLY),  # object dtype
+    ("sparse", "{name} does not accept sparse X; pass a dense array (X.toarray())."),
+    ("complex data", "X and y must be real numbers; split complex features into "
+     "real and imaginary columns, e.g. np.column_stack([X.real, X.imag])."),
+    ("expected 2d array", "X must be 2-D, of shape (n_samples, n_features); use "
+     "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample."),
+    ("while dim <= 2", "X must be 2-D, of shape (n_samples, n_features); flatten "
+     "the extra dimensions first, e.g. X.reshape(len(X), -1)."),
+    ("0 sample(s)", "X is empty; pass at least one row."),
+    ("0 feature(s)", "X has no feature columns; pass at least one feature."),
+    ("input x contains nan", "X contains NaN; impute missing values first (e.g. "
+     "SimpleImputer in a Pipeline) or drop those rows."),
+    ("input x contains infinity", "X contains infinite values; replace them with "
+     "finite numbers (e.g. clip the feature) or drop those rows."),
+    ("input y contains", "y contains NaN or infinite labels; drop those rows or "
+     "give them a class label."),
+    ("inconsistent numbers of samples", "X and y must have the same number of "
+     "rows; pass one label in y per row of X."),
+    ("is expecting", "X must have the same feature columns as in fit; pass "
+     "the columns the estimator was fitted on."),
+    ("feature names should match", "X must have the feature names seen in fit, "
+     "in the same order; select them with X[estimator.feature_names_in_]."),
+)
+
+
 def validate_X(est, X, *, reset: bool, y=None):
-    """``validate_data`` with messages that say what to do."""
+    """``validate_data`` with messages that name the argument and say what to do."""
     kwargs = dict(dtype=np.float64, accept_sparse=False, reset=reset)
     try:
         if y is None:
             return validate_data(est, X, **kwargs)
         return validate_data(est, X, y, **kwargs)
-    except ValueError as exc:
-        if "could not convert" in str(exc):
-            raise ValueError(
-                f"X must contain numbers only ({exc}); encode string or "
-                "categorical features first, e.g. with OneHotEncoder in a Pipeline."
-            ) from exc
-        raise
-    except TypeError as exc:
-        if "sparse" in str(exc).lower():
-            raise TypeError(
-                f"{type(est).__name__} does not accept sparse X; pass a dense "
-                "array (X.toarray())."
-            ) from exc
-        raise
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        hint = next((h for key, h in _INPUT_HINTS if key in text.lower()), None)
+        if hint is None:
+            raise
+        # scikit-learn's own text follows the hint: its estimator checks match on it.
+        cls = TypeError if isinstance(exc, TypeError) else ValueError
+        raise cls(f"{hint.format(name=type(est).__name__)}\n{text}") from exc
 
 
 def check_training_data(est, X, y):
@@ -214,3 +241,23 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
     def _check_fitted_X(self, X):
         check_is_fitted(self)
         return self._validate_X(X, reset=False)
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path, *, include_idata: bool = True):
+        """Write the fitted estimator to a portable netCDF file.
+
+        Load it back with :func:`skhbnn.load`; see :func:`skhbnn.persistence.save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        include_idata : bool, default=True
+            Also store ``idata_``; ``False`` stores only what predict needs.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from .persistence import save
+
+        return save(self, path, include_idata=include_idata)

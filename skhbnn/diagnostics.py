@@ -42,10 +42,11 @@ def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int) -
         cols = arr.reshape(arr.shape[0], arr.shape[1], -1)
         # Constant columns (e.g. saturated probabilities) carry no information.
         keep = [j for j in range(cols.shape[2]) if np.ptp(cols[:, :, j]) > 1e-12]
-        r = [float(az.rhat(cols[:, :, j])) for j in keep]
-        e = [float(az.ess(cols[:, :, j])) for j in keep]
-        if r:
+        r = np.array([float(az.rhat(cols[:, :, j])) for j in keep])
+        e = np.array([float(az.ess(cols[:, :, j])) for j in keep])
+        if np.isfinite(r).any():
             rhat[name] = float(np.nanmax(r))
+        if np.isfinite(e).any():
             ess[name] = float(np.nanmin(e))
     return {
         "divergences": int(n_divergent),

@@ -126,9 +126,18 @@ def sample_nuts(
 
 def fit_advi(model: pm.Model, *, iterations: int, draws: int, seed: int, progressbar: bool):
     """Mean-field ADVI; returns ``draws`` draws of the approximation (1 chain)."""
+    # Start away from w = 0: there all hidden units are identical and tanh's
+    # symmetric saddle stalls the optimiser (NUTS jitters its own start).
+    rng = np.random.default_rng(seed)
+    start = {
+        rv.name: rng.normal(size=model.initial_point()[rv.name].shape)
+        for rv in model.free_RVs
+        if rv.name.endswith(("_raw", "_mu"))
+    }
     with model:
         approx = pm.fit(
-            n=iterations, method="advi", random_seed=seed, progressbar=progressbar
+            n=iterations, method="advi", random_seed=seed, progressbar=progressbar,
+            start=start,
         )
         return approx.sample(draws, random_seed=seed)
 

@@ -57,7 +57,10 @@ class MvNormalPrior:
                     f"{cov.shape}."
                 )
             if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
-                raise ValueError(f"prior for {name!r} contains NaN or inf.")
+                raise ValueError(
+                    f"prior for {name!r} contains NaN or inf; pass finite means "
+                    "and covariances."
+                )
             if not np.allclose(cov, cov.T, rtol=1e-8, atol=1e-10):
                 raise ValueError(
                     f"prior covariance for {name!r} is not symmetric; pass "
@@ -118,7 +121,8 @@ def informed_prior(
         mu = group_means[name]
         flat = mu.reshape(-1, int(np.prod(mu.shape[2:])))  # (C*S, d)
         sigma2 = float(np.mean(np.asarray(group_sds[name]) ** 2))
-        cov = np.atleast_2d(np.cov(flat, rowvar=False)) if len(flat) > 1 else 0.0
+        # Population (ddof=0) covariance: the exact second moment of the mixture.
+        cov = np.atleast_2d(np.cov(flat, rowvar=False, bias=True))
         cov = cov + sigma2 * np.eye(flat.shape[1])
         means[name] = flat.mean(axis=0)
         covs[name] = (cov + cov.T) / 2.0

@@ -138,7 +138,10 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         template = clone(self.flat_estimator)
         mismatch = [
             k for k in _STRUCTURE_PARAMS
-            if np.any(np.asarray(template.get_params()[k]) != np.asarray(hier.get_params()[k]))
+            # atleast_1d: (5,) and 5 are the same layers; (5,) vs (5, 5) must not broadcast.
+            if not np.array_equal(
+                np.atleast_1d(template.get_params()[k]), np.atleast_1d(hier.get_params()[k])
+            )
         ]
         if mismatch:
             raise ValueError(
@@ -168,6 +171,11 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         y = classes[y_enc]
         groups = check_groups(np.zeros(X.shape[0]) if groups is None else groups, X.shape[0])
 
+        # A bad flat_estimator must fail now, not after the hierarchical sampling.
+        unfitted = self.estimator
+        if unfitted is None:
+            unfitted = HierarchicalBayesianMLPClassifier()
+        self._flat_template(unfitted)._validate_params()
         hier = self._hierarchical(X, y, groups)
         if not np.array_equal(np.asarray(hier.classes_), classes):
             raise ValueError(
