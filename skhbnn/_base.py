@@ -68,26 +68,51 @@ _INPUT_HINTS = (
     ("could not convert", _NUMBERS_ONLY),
     ("argument must be a string or a", _NUMBERS_ONLY),  # object dtype
     ("sparse", "{name} does not accept sparse X; pass a dense array (X.toarray())."),
-    ("complex data", "X and y must be real numbers; split complex features into "
-     "real and imaginary columns, e.g. np.column_stack([X.real, X.imag])."),
-    ("expected 2d array", "X must be 2-D, of shape (n_samples, n_features); use "
-     "X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for a single sample."),
-    ("while dim <= 2", "X must be 2-D, of shape (n_samples, n_features); flatten "
-     "the extra dimensions first, e.g. X.reshape(len(X), -1)."),
+    (
+        "complex data",
+        "X and y must be real numbers; split complex features into real and "
+        "imaginary columns, e.g. np.column_stack([X.real, X.imag]).",
+    ),
+    (
+        "expected 2d array",
+        "X must be 2-D, of shape (n_samples, n_features); use X.reshape(-1, 1) "
+        "for a single feature or X.reshape(1, -1) for a single sample.",
+    ),
+    (
+        "while dim <= 2",
+        "X must be 2-D, of shape (n_samples, n_features); flatten the extra "
+        "dimensions first, e.g. X.reshape(len(X), -1).",
+    ),
     ("0 sample(s)", "X is empty; pass at least one row."),
     ("0 feature(s)", "X has no feature columns; pass at least one feature."),
-    ("input x contains nan", "X contains NaN; impute missing values first (e.g. "
-     "SimpleImputer in a Pipeline) or drop those rows."),
-    ("input x contains infinity", "X contains infinite values; replace them with "
-     "finite numbers (e.g. clip the feature) or drop those rows."),
-    ("input y contains", "y contains NaN or infinite labels; drop those rows or "
-     "give them a class label."),
-    ("inconsistent numbers of samples", "X and y must have the same number of "
-     "rows; pass one label in y per row of X."),
-    ("is expecting", "X must have the same feature columns as in fit; pass "
-     "the columns the estimator was fitted on."),
-    ("feature names should match", "X must have the feature names seen in fit, "
-     "in the same order; select them with X[estimator.feature_names_in_]."),
+    (
+        "input x contains nan",
+        "X contains NaN; impute missing values first (e.g. SimpleImputer in a "
+        "Pipeline) or drop those rows.",
+    ),
+    (
+        "input x contains infinity",
+        "X contains infinite values; replace them with finite numbers (e.g. clip "
+        "the feature) or drop those rows.",
+    ),
+    (
+        "input y contains",
+        "y contains NaN or infinite labels; drop those rows or give them a class label.",
+    ),
+    (
+        "inconsistent numbers of samples",
+        "X and y must have the same number of rows; pass one label in y per row of X.",
+    ),
+    (
+        "is expecting",
+        "X must have the same feature columns as in fit; pass the columns the "
+        "estimator was fitted on.",
+    ),
+    (
+        "feature names should match",
+        "X must have the feature names seen in fit, in the same order; select them "
+        "with X[estimator.feature_names_in_].",
+    ),
 )
 
 
@@ -123,6 +148,17 @@ def check_training_data(est, X, y):
             "samples of at least 2 classes."
         )
     return X, y_enc.astype(np.int64), classes
+
+
+def _inside_model_selection() -> bool:
+    """Whether scikit-learn's model selection (cross_validate, GridSearchCV,
+    ...) is on the call stack, in this process or a joblib / Dask worker."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("sklearn.model_selection"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
@@ -176,7 +212,10 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
 
     def _show_progress(self) -> bool:
         if self.progressbar == "auto":
-            return bool(getattr(sys.stderr, "isatty", lambda: False)())
+            # A terminal gets a bar, but not the many fits of a cross-validation
+            # or grid search (one bar per fold and candidate is noise).
+            interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
+            return interactive and not _inside_model_selection()
         return bool(self.progressbar)
 
     def _infer(self, model, spec: NetworkSpec, cache_key, seed: int):

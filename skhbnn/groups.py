@@ -16,7 +16,10 @@ NEW_GROUP_POLICIES = ("population", "error")
 def check_groups(groups, n_samples: int) -> np.ndarray:
     """Validate ``groups`` and return it as a 1-D object array."""
     if hasattr(groups, "toarray") or hasattr(groups, "tocsr"):
-        raise TypeError("groups must be a 1-D array-like of labels, not a sparse matrix.")
+        raise TypeError(
+            "groups must be a 1-D array-like of labels, not a sparse matrix; pass "
+            "groups.toarray().ravel()."
+        )
     arr = np.asarray(groups, dtype=object) if not isinstance(groups, pd.Series) else groups.to_numpy(dtype=object)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -64,8 +67,8 @@ def split_group_column(X, group_column):
     if isinstance(X, pd.DataFrame):
         if group_column not in X.columns:
             raise ValueError(
-                f"group_column={group_column!r} is not a column of X; its columns "
-                f"are {list(X.columns)[:20]}."
+                f"group_column={group_column!r} is not a column of X; set it to one "
+                f"of X's columns {list(X.columns)[:20]}."
             )
         return X.drop(columns=[group_column]), X[group_column].to_numpy(dtype=object)
     if not isinstance(group_column, numbers.Integral) or isinstance(group_column, bool):
@@ -86,7 +89,8 @@ def split_group_column(X, group_column):
     if not -arr.shape[1] <= group_column < arr.shape[1]:
         raise ValueError(
             f"group_column={group_column} is out of range for X with "
-            f"{arr.shape[1]} columns."
+            f"{arr.shape[1]} columns; use a position from {-arr.shape[1]} to "
+            f"{arr.shape[1] - 1}."
         )
     col = group_column % arr.shape[1]
     return np.delete(arr, col, axis=1), arr[:, col].astype(object)

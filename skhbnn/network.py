@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 ACTIVATIONS = ("tanh", "relu", "logistic", "identity")
 # Activations for which flipping the sign of a hidden unit's incoming and
@@ -65,7 +66,11 @@ def _activate(name: str, a, xp):
     if name == "relu":
         return xp.maximum(a, 0)
     if name == "logistic":
-        return 1.0 / (1.0 + xp.exp(-a))
+        # 1 / (1 + exp(-a)) overflows exp for a << 0 (features at 1e6): use the
+        # libraries' stable sigmoids instead.
+        if xp is np:
+            return expit(a)
+        return xp.sigmoid(a)
     return a
 
 

@@ -95,6 +95,7 @@ class _Encoder:
         self.idata: dict[str, object] = {}
         self.with_idata = with_idata
         self._ids: dict[int, int] = {}
+        self._keep: list = []
 
     def array(self, arr: np.ndarray, where: str):
         arr = np.asarray(arr)
@@ -119,7 +120,7 @@ class _Encoder:
             return obj
         if isinstance(obj, float):
             return obj if math.isfinite(obj) else {_TYPE: "float", "value": repr(obj)}
-        if isinstance(obj, np.generic) and obj.dtype.kind in "biufUS":
+        if isinstance(obj, np.generic) and obj.dtype.kind in "biufU":
             value = obj.item()
             if isinstance(value, float) and not math.isfinite(value):
                 value = repr(value)
@@ -147,7 +148,9 @@ class _Encoder:
                     "n_outputs": obj.n_outputs, "activation": obj.activation,
                     "use_bias": obj.use_bias}
         if isinstance(obj, MvNormalPrior):
-            return {_TYPE: "MvNormalPrior",
+            if id(obj) in self._ids:  # one prior shared by many estimators
+                return {_TYPE: "ref", "id": self._ids[id(obj)]}
+            return {_TYPE: "MvNormalPrior", "id": self._new_id(obj),
                     "means": self.encode(dict(obj.means), f"{where}.means"),
                     "covs": self.encode(dict(obj.covs), f"{where}.covs"),
                     "layer_sizes": self.encode(obj.layer_sizes, f"{where}.layer_sizes")}
@@ -160,11 +163,18 @@ class _Encoder:
             "representation. Use pickle or joblib for this estimator."
         )
 
+    def _new_id(self, obj) -> int:
+        """Number an object that may be referenced again, so that objects
+        shared in memory are shared again after loading."""
+        self._ids[id(obj)] = len(self._ids)
+        self._keep.append(obj)  # ids are only unique while objects live
+        return self._ids[id(obj)]
+
     def estimator(self, est, where: str):
         name = _class_name(est)
         if id(est) in self._ids:  # the same object twice (e.g. prefit=True)
             return {_TYPE: "ref", "id": self._ids[id(est)]}
-        ident = self._ids[id(est)] = len(self._ids)
+        ident = self._new_id(est)
         params = est.get_params(deep=False)
         out = {_TYPE: "estimator", "class": name, "id": ident,
                "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()}}
@@ -252,8 +262,10 @@ class _Decoder:
             fields["hidden_layer_sizes"] = tuple(fields["hidden_layer_sizes"])
             return NetworkSpec(**fields)
         if kind == "MvNormalPrior":
-            return MvNormalPrior(means=self.decode(obj["means"]), covs=self.decode(obj["covs"]),
-                                 layer_sizes=self.decode(obj["layer_sizes"]))
+            prior = MvNormalPrior(means=self.decode(obj["means"]), covs=self.decode(obj["covs"]),
+                                  layer_sizes=self.decode(obj["layer_sizes"]))
+            self._objects[obj["id"]] = prior
+            return prior
         if kind == "GroupEncoder":
             classes = self.decode(obj["classes"])
             encoder = GroupEncoder().fit(np.asarray(classes, dtype=object))
@@ -574,6 +586,9 @@ def load(path, *, estimator_class=None):
                     n: _restore_dataset(datasets[f"{group}/{n}"]) for n in names
                 }
         arrays = {k: v.values for k, v in datasets["arrays"].data_vars.items()}
+        if metadata.get("class") != root_attrs.get("estimator_class"):
+            raise ValueError(f"{str(path)!r} is inconsistent: its header and contents "
+                             "name different estimator classes.")
         return _Decoder(arrays, idata).estimator(metadata)
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(
@@ -609,8 +624,8 @@ def _check_header(path, attrs, version, expected) -> None:
         expected_name = expected if isinstance(expected, str) else expected.__name__
         if name != expected_name:
             raise ValueError(
-                f"{str(path)!r} holds a {name}, not a {expected_name}; load it without "
-                "estimator_class, or pass the right file."
+                f"{str(path)!r} holds an estimator of class {name}, not "
+                f"{expected_name}; pass the right file, or load it without estimator_class."
             )
 
 

@@ -13,6 +13,7 @@ imported inside the functions that draw.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -193,34 +194,32 @@ def _with_group(est, grid, group):
     return out, {}
 
 
-def _surface_values(estimator, grid, group, kind, class_index, grouped):
-    """One surface (n_grid,) of P(class) or its posterior sd."""
-    if isinstance(estimator, dict):
-        est, kwargs, X = estimator[group], {}, grid
-    elif grouped:
-        est = estimator
-        X, kwargs = _with_group(estimator, grid, group)
-    else:
-        est, kwargs, X = estimator, {}, grid
-    method = est.predict_proba if kind == "proba" else est.predict_std
-    values = np.asarray(method(X, **kwargs))
-    if not 0 <= class_index < values.shape[1]:
-        raise ValueError(
-            f"class_index={class_index} is out of range for {values.shape[1]} classes."
-        )
-    return values[:, class_index]
+def _moments(est, X, kwargs):
+    """Posterior mean and sd of the class probabilities in one pass.
+
+    skhbnn's estimators compute both from the same forward pass (``_moments``);
+    anything else is asked twice through the public API.
+    """
+    if hasattr(est, "_moments"):
+        if hasattr(est, "groups_"):  # grouped: _moments(X, groups)
+            return est._moments(X, kwargs.get("groups"))
+        return est._moments(X)
+    return np.asarray(est.predict_proba(X, **kwargs)), np.asarray(est.predict_std(X, **kwargs))
 
 
 def _draw_surfaces(fig, axes, xx, yy, surfaces, kind, label):
     """Contours with shared levels and one colorbar for all panels."""
+    from matplotlib.ticker import MaxNLocator
+
     if kind == "proba":
         levels, cmap = np.linspace(0.0, 1.0, 21), _diverging_cmap()
     else:
         top = max(float(np.max(s)) for s in surfaces)
-        levels, cmap = np.linspace(0.0, max(top, 1e-6), 21), _uncertainty_cmap()
+        levels = MaxNLocator(nbins=20).tick_values(0.0, max(top, 1e-6))
+        cmap = _uncertainty_cmap()
     contour = None
     for ax, values in zip(axes, surfaces):
-        contour = ax.contourf(xx, yy, values.reshape(xx.shape), levels=levels, cmap=cmap)
+        contour = ax.contourf(xx, yy, values, levels=levels, cmap=cmap, extend="neither")
     cbar = fig.colorbar(contour, ax=axes, shrink=0.8, aspect=30)
     cbar.set_label(label)
     return cbar
@@ -280,6 +279,108 @@ def plot_data_grid(X, y, groups, *, ncols=None, figsize=None, title="Data per gr
     return fig
 
 
+@dataclass
+class DecisionSurfaces:
+    """Posterior mean and sd of one class probability on a 2-D grid, per group.
+
+    Made by :func:`decision_surfaces`; :func:`plot_decision_surfaces` draws
+    it with ``kind="proba"`` or ``kind="std"`` without predicting again.
+
+    Attributes
+    ----------
+    xx, yy : ndarray of shape (resolution, resolution)
+        The grid (``numpy.meshgrid`` of both features).
+    groups : list
+        One entry per panel: a group label, or ``None`` for an estimator
+        without groups.
+    proba, std : ndarray of shape (n_panels, resolution, resolution)
+        Posterior-mean probability of class ``class_index`` and its posterior sd.
+    class_index : int
+    bounds : tuple of float
+    """
+
+    xx: np.ndarray
+    yy: np.ndarray
+    groups: list
+    proba: np.ndarray
+    std: np.ndarray
+    class_index: int = 1
+    bounds: tuple = _GRID_BOUNDS
+
+
+def decision_surfaces(
+    estimator, groups=None, *, class_index=1, bounds=_GRID_BOUNDS,
+    resolution=_GRID_RESOLUTION,
+):
+    """Evaluate a fitted estimator's decision and uncertainty surfaces on a grid.
+
+    Parameters
+    ----------
+    estimator : fitted estimator or dict
+        A :class:`~skhbnn.BayesianMLPClassifier` (one surface), a
+        :class:`~skhbnn.HierarchicalBayesianMLPClassifier` or
+        :class:`~skhbnn.InformedPriorTransfer` (one surface per group, predicted
+        with ``groups=``; groups never seen in fit get the estimator's
+        new-group prediction), or a dict ``{group: fitted flat estimator}``.
+    groups : array-like, default=None
+        Group labels to draw (repeats are dropped, e.g. pass the training
+        rows' groups).  ``None``: one surface, or for a grouped estimator the
+        groups it was fitted on.
+    class_index : int, default=1
+        Column of the class probabilities.
+    bounds : (float, float), default=(-3, 3)
+        Range of both features.
+    resolution : int, default=100
+        Grid points per feature (the post's 100 x 100).
+
+    Returns
+    -------
+    DecisionSurfaces
+    """
+    grouped = isinstance(estimator, dict) or hasattr(estimator, "groups_")
+    if isinstance(estimator, dict):
+        if not estimator:
+            raise ValueError("the dict of per-group estimators is empty.")
+        order = list(estimator) if groups is None else _group_order(groups)
+        missing = [g for g in order if g not in estimator]
+        if missing:
+            raise ValueError(
+                f"groups {missing[:10]} have no estimator in the dict; pass one "
+                "fitted estimator per group."
+            )
+    elif not (hasattr(estimator, "predict_std") and hasattr(estimator, "predict_proba")):
+        raise TypeError(
+            "estimator must be a fitted skhbnn estimator (with predict_proba and "
+            f"predict_std) or a dict of them; got {type(estimator).__name__}."
+        )
+    elif grouped:
+        order = list(estimator.groups_) if groups is None else _group_order(groups)
+    else:
+        # A flat estimator draws the same surface for every group.
+        order = [None]
+    xx, yy, grid = _mesh(bounds, resolution)
+    proba, std = [], []
+    for group in order:
+        if isinstance(estimator, dict):
+            est, X, kwargs = estimator[group], grid, {}
+        elif grouped:
+            est = estimator
+            X, kwargs = _with_group(estimator, grid, group)
+        else:
+            est, X, kwargs = estimator, grid, {}
+        mean, sd = _moments(est, X, kwargs)
+        if not 0 <= class_index < mean.shape[1]:
+            raise ValueError(
+                f"class_index={class_index} is out of range for {mean.shape[1]} classes."
+            )
+        proba.append(np.asarray(mean)[:, class_index].reshape(xx.shape))
+        std.append(np.asarray(sd)[:, class_index].reshape(xx.shape))
+    return DecisionSurfaces(
+        xx=xx, yy=yy, groups=order, proba=np.stack(proba), std=np.stack(std),
+        class_index=class_index, bounds=tuple(bounds),
+    )
+
+
 def plot_decision_surfaces(
     estimator,
     X,
@@ -298,19 +399,20 @@ def plot_decision_surfaces(
 
     Parameters
     ----------
-    estimator : fitted estimator or dict
-        A :class:`~skhbnn.BayesianMLPClassifier` (one surface), a
+    estimator : fitted estimator, dict or DecisionSurfaces
+        A :class:`~skhbnn.BayesianMLPClassifier` (one panel), a
         :class:`~skhbnn.HierarchicalBayesianMLPClassifier` or
-        :class:`~skhbnn.InformedPriorTransfer` (one surface per group, predicted
-        with ``groups=``), or a dict ``{group: fitted flat estimator}`` (the
-        per-group flat baseline).
+        :class:`~skhbnn.InformedPriorTransfer` (one panel per group, predicted
+        with ``groups=``), a dict ``{group: fitted flat estimator}`` (the
+        per-group flat baseline), or the result of :func:`decision_surfaces`
+        (to draw both kinds while predicting once).
     X : array-like of shape (n_samples, 2)
         Points drawn on the surfaces (usually the training data).
     y : array-like of shape (n_samples,)
     groups : array-like of shape (n_samples,), default=None
-        Group of each row: one panel per group.  ``None`` draws one panel with
-        all points (for a grouped estimator: only when it was fitted on a
-        single group).
+        Group of each row: one panel per group, with that group's points.
+        ``None`` draws one panel with all points (for a grouped estimator:
+        only when it was fitted on a single group).
     kind : {"proba", "std"}, default="proba"
         ``"proba"``: posterior-mean ``predict_proba[:, class_index]`` on a
         diverging colormap; ``"std"``: its posterior sd (``predict_std``), the
@@ -331,44 +433,37 @@ def plot_decision_surfaces(
     """
     _check_kind(kind)
     X, y, groups = _check_xy(X, y, groups)
-    grouped = isinstance(estimator, dict) or hasattr(estimator, "groups_")
-    if isinstance(estimator, dict):
-        if groups is None:
-            raise ValueError(
-                "groups is required with a dict of per-group estimators: it says "
-                "which points belong to which estimator."
-            )
-        missing = [g for g in _group_order(groups) if g not in estimator]
-        if missing:
-            raise ValueError(
-                f"groups {missing[:10]} have no estimator in the dict; pass one "
-                "fitted estimator per group."
-            )
-    elif not hasattr(estimator, "predict_std"):
-        raise TypeError(
-            f"estimator must be a fitted skhbnn estimator (with predict_std) or a "
-            f"dict of them; got {type(estimator).__name__}."
+    if isinstance(estimator, DecisionSurfaces):
+        surfaces = estimator
+    else:
+        grouped = isinstance(estimator, dict) or hasattr(estimator, "groups_")
+        if grouped and groups is None:
+            n_fitted = len(estimator) if isinstance(estimator, dict) else len(estimator.groups_)
+            if n_fitted != 1:
+                raise ValueError(
+                    f"groups is required: the estimator has {n_fitted} groups and "
+                    "one surface is drawn per group with that group's points."
+                )
+        surfaces = decision_surfaces(
+            estimator, groups, class_index=class_index, bounds=bounds,
+            resolution=resolution,
         )
-    if grouped and groups is None and not isinstance(estimator, dict):
-        if len(estimator.groups_) != 1:
-            raise ValueError(
-                f"groups is required: {type(estimator).__name__} was fitted on "
-                f"{len(estimator.groups_)} groups and draws one surface per group."
-            )
-        groups = np.full(X.shape[0], estimator.groups_[0], dtype=object)
-
-    xx, yy, grid = _mesh(bounds, resolution)
-    order = [None] if groups is None else _group_order(groups)
-    surfaces = [
-        _surface_values(estimator, grid, g, kind, class_index, grouped) for g in order
-    ]
+    order = surfaces.groups
+    if groups is None and order != [None]:
+        if len(order) != 1:
+            raise ValueError("groups is required to place the points on the panels.")
+        groups = np.full(X.shape[0], order[0], dtype=object)
+    values = surfaces.proba if kind == "proba" else surfaces.std
     fig, axes = _panels(len(order), ncols, figsize)
-    _draw_surfaces(fig, axes, xx, yy, surfaces, kind, _surface_label(kind, class_index))
+    _draw_surfaces(
+        fig, axes, surfaces.xx, surfaces.yy, list(values), kind,
+        _surface_label(kind, surfaces.class_index),
+    )
     classes = np.unique(y) if y is not None else None
     for i, (ax, group) in enumerate(zip(axes, order)):
         rows = slice(None) if group is None else groups == group
         _scatter(ax, X[rows], None if y is None else y[rows], classes, legend=i == 0)
-        ax.set(xlim=bounds, ylim=bounds)
+        ax.set(xlim=surfaces.bounds, ylim=surfaces.bounds)
         if group is not None:
             ax.set_title(f"group {group}", fontsize="small")
     if title is None:
@@ -405,30 +500,32 @@ def plot_group_sd(estimator, *, figsize=None, title="Posterior of the group sd p
     n_layers = hier.network_.n_layers
     sizes = hier.network_.layer_sizes
     sds = [np.asarray(hier.posterior_draws_[f"sd{layer}"]) for layer in range(n_layers)]
-    top = max(float(s.max()) for s in sds)
     if figsize is None:
         figsize = (10, 2.2 * n_layers + 0.6)
     fig, axes = plt.subplots(
         n_layers, 2, figsize=figsize, squeeze=False, layout="constrained",
         gridspec_kw={"width_ratios": [1, 2]},
     )
-    grid = np.linspace(0.0, top * 1.05, 300)
     for layer, sd in enumerate(sds):
         dens_ax, trace_ax = axes[layer]
-        name = _layer_name(layer, n_layers)
+        # Each layer on its own scale (as a traceplot): the sds of different
+        # layers can differ by orders of magnitude; the titles compare them.
+        top = float(sd.max()) * 1.05 or 1.0
+        grid = np.linspace(0.0, top, 300)
         for chain, values in enumerate(sd):
             color = f"C{chain}"
             if np.ptp(values) > 0 and len(values) > 1:
                 dens_ax.plot(grid, gaussian_kde(values)(grid), color=color, label=f"chain {chain}")
             trace_ax.plot(values, color=color, lw=0.6, alpha=0.8)
         dens_ax.axvline(float(sd.mean()), color="k", lw=0.8, ls="--")
-        dens_ax.set_xlim(0, top * 1.05)
+        dens_ax.set_xlim(0, top)
         dens_ax.set_ylabel("density")
         dens_ax.set_title(
-            f"sd{layer}: {name} ({sizes[layer]}x{sizes[layer + 1]}), mean {sd.mean():.2f}",
+            f"sd{layer}: {_layer_name(layer, n_layers)} "
+            f"({sizes[layer]}x{sizes[layer + 1]}), mean {sd.mean():.3g}",
             fontsize="small",
         )
-        trace_ax.set_ylim(0, top * 1.05)
+        trace_ax.set_ylim(0, top)
         trace_ax.set_ylabel(f"sd{layer}")
         trace_ax.set_title(f"sd{layer} draws", fontsize="small")
     axes[0, 0].legend(fontsize="x-small")
@@ -498,10 +595,14 @@ def plot_group_mean_surface(
     if X is not None:
         X, y, _ = _check_xy(X, y)
     plt = _pyplot()
-    xx, yy, grid = _mesh(bounds, resolution)
-    values = _surface_values(network, grid, None, kind, class_index, grouped=False)
+    surf = decision_surfaces(
+        network, class_index=class_index, bounds=bounds, resolution=resolution
+    )
+    values = surf.proba if kind == "proba" else surf.std
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    _draw_surfaces(fig, [ax], xx, yy, [values], kind, _surface_label(kind, class_index))
+    _draw_surfaces(
+        fig, [ax], surf.xx, surf.yy, list(values), kind, _surface_label(kind, class_index)
+    )
     if X is not None:
         _scatter(ax, X, y, legend=True)
     ax.set(xlim=bounds, ylim=bounds, xlabel="X1", ylabel="X2")
@@ -613,6 +714,8 @@ def plot_weight_correlation(
 
 
 __all__ = [
+    "DecisionSurfaces",
+    "decision_surfaces",
     "grid_shape",
     "group_mean_network",
     "plot_data_grid",

@@ -165,6 +165,17 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        # Like the estimators: on any exception (Ctrl-C included) the transfer
+        # keeps exactly its state before the call, never half-fitted.
+        state = self.__dict__.copy()
+        try:
+            return self._fit(X, y, groups)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    def _fit(self, X, y, groups):
         self._validate_params()
         X, groups = self._split(X, groups)
         X, y_enc, classes = check_training_data(self, X, y)
@@ -175,6 +186,8 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         unfitted = self.estimator
         if unfitted is None:
             unfitted = HierarchicalBayesianMLPClassifier()
+        if not self.prefit:
+            unfitted._validate_params()
         self._flat_template(unfitted)._validate_params()
         hier = self._hierarchical(X, y, groups)
         if not np.array_equal(np.asarray(hier.classes_), classes):
@@ -243,7 +256,8 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X, groups=None):
         """Most probable class of each row under its group's flat model."""
-        return self.classes_[np.argmax(self._moments(X, groups)[0], axis=1)]
+        mean = self._moments(X, groups)[0]  # first: raises NotFittedError if unfitted
+        return self.classes_[np.argmax(mean, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

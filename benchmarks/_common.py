@@ -1,0 +1,204 @@
+"""Helpers shared by the benchmarks: data, timing, plain-PyMC seed models, ESS."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+
+N_HIDDEN = 5
+# The seed's sampler settings (its hierarchical fit used target_accept=0.9,
+# which is also skhbnn's default): both sides of every comparison use them.
+TARGET_ACCEPT = 0.9
+
+
+def quiet() -> None:
+    """Silence the warnings that plain PyMC scripts and tiny quick runs raise."""
+    warnings.filterwarnings("ignore")
+    import logging
+
+    for name in ("pymc", "pymc.sampling", "pymc.stats", "pytensor", "arviz"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def environment() -> str:
+    import arviz
+    import pymc
+    import pytensor
+
+    try:
+        import nutpie
+
+        nutpie_version = nutpie.__version__
+    except ImportError:  # nutpie is a dependency, but say so if it is missing
+        nutpie_version = "not installed"
+    return (
+        f"{datetime.date.today().isoformat()}  Python {platform.python_version()}  "
+        f"PyMC {pymc.__version__}  pytensor {pytensor.__version__}  "
+        f"nutpie {nutpie_version}  ArviZ {arviz.__version__}  "
+        f"cpus {os.cpu_count()}  load {os.getloadavg()[0]:.2f}"
+    )
+
+
+def header(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def row(label: str, *values) -> None:
+    print(f"  {label:<42} " + "  ".join(str(v) for v in values), flush=True)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children.
+
+    The machine is shared, so wall time depends on what else runs; CPU time
+    shows the work done.  PyMC's chains run in forked child processes (the
+    Linux default up to Python 3.13), which are reaped before ``pm.sample``
+    returns, so they count here too.
+    """
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@contextmanager
+def timed(out: dict, key: str):
+    """Store the wall time of the block in ``out[key]`` and its CPU time in
+    ``out[key + "_cpu"]`` (seconds)."""
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    try:
+        yield
+    finally:
+        out[key] = time.perf_counter() - start
+        out[f"{key}_cpu"] = cpu_seconds() - start_cpu
+
+
+def seed_data(n_groups: int = 18, n_samples: int = 100, random_state: int = 31):
+    """The seed's split: first half of each group's points trains, second tests."""
+    from skhbnn.datasets import make_rotated_moons
+
+    return make_rotated_moons(
+        n_groups=n_groups, n_samples=n_samples, random_state=random_state, split=True
+    )
+
+
+def stacked(X, y, groups):
+    """Rows ordered group by group (equal sizes) -> the seed's (G, n, 2), (G, n)."""
+    n_groups = len(np.unique(groups))
+    return X.reshape(n_groups, -1, X.shape[1]), y.reshape(n_groups, -1)
+
+
+def ess(draws) -> float:
+    """Bulk ESS of one scalar quantity with draws of shape (chain, draw)."""
+    import arviz as az
+
+    return float(np.asarray(az.ess(np.asarray(draws, dtype=float))).squeeze())
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def seconds(x: float) -> str:
+    return f"{x:.1f} s"
+
+
+def ratio(baseline: float, ours: float) -> str:
+    return f"{baseline / ours:.2f}x"
+
+
+# ---------------------------------------------------------------- plain PyMC
+# The seed's models, written as a PyMC user would write them today: pm.Data
+# instead of theano.shared, batched matmul instead of batched_dot, initval
+# instead of testval.  These are the baselines; skhbnn is not used here.
+
+
+def plain_hierarchical_model(Xs, Ys, rng):
+    """The seed's ``construct_hierarchical_nn`` (non-centred, one sd per layer)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n_grps, _, n_data = Xs.shape
+    init_1 = rng.standard_normal((n_data, N_HIDDEN))
+    init_2 = rng.standard_normal((N_HIDDEN, N_HIDDEN))
+    init_out = rng.standard_normal(N_HIDDEN)
+    with pm.Model() as neural_network:
+        ann_input = pm.Data("ann_input", Xs)
+        ann_output = pm.Data("ann_output", Ys)
+        weights_in_1_grp = pm.Normal(
+            "w_in_1_grp", 0, sigma=1, shape=(n_data, N_HIDDEN), initval=init_1
+        )
+        weights_in_1_grp_sd = pm.HalfNormal("w_in_1_grp_sd", sigma=1.0)
+        weights_1_2_grp = pm.Normal(
+            "w_1_2_grp", 0, sigma=1, shape=(N_HIDDEN, N_HIDDEN), initval=init_2
+        )
+        weights_1_2_grp_sd = pm.HalfNormal("w_1_2_grp_sd", sigma=1.0)
+        weights_2_out_grp = pm.Normal(
+            "w_2_out_grp", 0, sigma=1, shape=(N_HIDDEN,), initval=init_out
+        )
+        weights_2_out_grp_sd = pm.HalfNormal("w_2_out_grp_sd", sigma=1.0)
+        weights_in_1_raw = pm.Normal("w_in_1", shape=(n_grps, n_data, N_HIDDEN))
+        weights_in_1 = weights_in_1_raw * weights_in_1_grp_sd + weights_in_1_grp
+        weights_1_2_raw = pm.Normal("w_1_2", shape=(n_grps, N_HIDDEN, N_HIDDEN))
+        weights_1_2 = weights_1_2_raw * weights_1_2_grp_sd + weights_1_2_grp
+        weights_2_out_raw = pm.Normal("w_2_out", shape=(n_grps, N_HIDDEN))
+        weights_2_out = weights_2_out_raw * weights_2_out_grp_sd + weights_2_out_grp
+        act_1 = pt.tanh(pt.matmul(ann_input, weights_in_1))
+        act_2 = pt.tanh(pt.matmul(act_1, weights_1_2))
+        act_out = pt.matmul(act_2, weights_2_out[..., None])[..., 0]
+        pm.Bernoulli("out", logit_p=act_out, observed=ann_output, shape=act_out.shape)
+    return neural_network
+
+
+PLAIN_GROUP_SDS = ("w_in_1_grp_sd", "w_1_2_grp_sd", "w_2_out_grp_sd")
+
+
+def plain_flat_model(X, Y, rng):
+    """The seed's ``construct_flat_nn``: a 2-5-5-1 tanh BNN with N(0, 1) weights."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n_data = X.shape[1]
+    with pm.Model() as neural_network:
+        ann_input = pm.Data("ann_input", X)
+        ann_output = pm.Data("ann_output", Y)
+        weights_in_1 = pm.Normal(
+            "w_in_1", 0, sigma=1, shape=(n_data, N_HIDDEN),
+            initval=rng.standard_normal((n_data, N_HIDDEN)),
+        )
+        weights_1_2 = pm.Normal(
+            "w_1_2", 0, sigma=1, shape=(N_HIDDEN, N_HIDDEN),
+            initval=rng.standard_normal((N_HIDDEN, N_HIDDEN)),
+        )
+        weights_2_out = pm.Normal(
+            "w_2_out", 0, sigma=1, shape=(N_HIDDEN,),
+            initval=rng.standard_normal(N_HIDDEN),
+        )
+        act_1 = pt.tanh(pt.dot(ann_input, weights_in_1))
+        act_2 = pt.tanh(pt.dot(act_1, weights_1_2))
+        act_out = pt.dot(act_2, weights_2_out)
+        pm.Bernoulli("out", logit_p=act_out, observed=ann_output, shape=act_out.shape)
+    return neural_network
+
+
+def ppc_mean(model, idata, seed, **data):
+    """The seed's prediction: set new inputs, draw Bernoulli outcomes from the
+    posterior predictive, average them.  Returns the (..., n) mean."""
+    import pymc as pm
+
+    with model:
+        if data:
+            pm.set_data(data)
+        ppc = pm.sample_posterior_predictive(
+            idata, var_names=["out"], random_seed=seed, progressbar=False
+        )
+    out = ppc.posterior_predictive["out"]
+    return np.asarray(out.mean(("chain", "draw")).values)
