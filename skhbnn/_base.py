@@ -26,9 +26,10 @@ from .inference import (
 from .network import ACTIVATIONS, NetworkSpec, forward, logits_to_proba
 
 # Bound on the floats one prediction chunk holds (draws x rows x layer width):
-# 2**22 float64 values are 32 MiB, so predicting any number of rows from any
-# number of draws stays within a few hundred MiB.
-_PREDICT_CHUNK_ELEMENTS = 2**22
+# 2**20 float64 values are 8 MiB, so predicting any number of rows from any
+# number of draws stays within tens of MiB; measured 1.5x faster than 2**22
+# (benchmarks/README.md), as the chunk's layers stay closer to the CPU caches.
+_PREDICT_CHUNK_ELEMENTS = 2**20
 # Training rows whose predicted probabilities serve as convergence diagnostics.
 _N_DIAGNOSTIC_ROWS = 50
 
@@ -47,7 +48,20 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec):
     std = np.empty((X.shape[0], n_classes))
     for start in range(0, X.shape[0], chunk):
         rows = slice(start, start + chunk)
-        proba = logits_to_proba(forward(params, X[rows], spec))  # (S, c, K)
+        logits = forward(params, X[rows], spec)  # (S, c, n_outputs)
+        if spec.n_outputs == 1:
+            # Binary: sigmoid(z) = (1 + tanh(z / 2)) / 2 in place, one SIMD
+            # ufunc, bounded for any z; ~6x cheaper than logits_to_proba's
+            # logaddexp.  P(class 0) = 1 - P(class 1) has the same sd.
+            p1 = logits[..., 0] * 0.5
+            np.tanh(p1, out=p1)
+            p1 += 1.0
+            p1 *= 0.5
+            mean[rows, 1] = p1.mean(axis=0)
+            mean[rows, 0] = 1.0 - mean[rows, 1]
+            std[rows] = p1.std(axis=0)[:, None]
+            continue
+        proba = logits_to_proba(logits)  # (S, c, K)
         mean[rows] = proba.mean(axis=0)
         std[rows] = proba.std(axis=0)
     return mean, std

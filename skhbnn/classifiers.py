@@ -175,7 +175,8 @@ class BayesianMLPClassifier(BaseBayesianMLP):
             self.prior.validate(spec)
         seed = self._new_seed(self.random_state)
         model = build_flat_model(spec, X, y_enc, prior_sd=self.prior_sd, prior=self.prior)
-        cache_key = ("flat", spec, self.prior is not None)
+        blocks = None if self.prior is None else tuple(self.prior.blocks(spec))
+        cache_key = ("flat", spec, blocks)
         idata, draws, n_div = self._infer(model, spec, cache_key, seed)
         self.classes_ = classes
         self.network_ = spec
@@ -408,7 +409,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         sds = np.stack([draws[f"sd{layer}"] for layer in range(spec.n_layers)], axis=-1)
         self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
 
-    def informed_prior(self, align: bool = True) -> MvNormalPrior:
+    def informed_prior(self, align: bool = True, joint: bool = False) -> MvNormalPrior:
         """MvNormal priors from the fitted group distribution (see
         :func:`skhbnn.priors.informed_prior`), for :class:`BayesianMLPClassifier`.
 
@@ -416,13 +417,16 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         ----------
         align : bool, default=True
             Align hidden units across chains before pooling them.
+        joint : bool, default=False
+            One MvNormal over all weights, keeping cross-layer correlations,
+            instead of one per weight matrix / bias vector.
         """
         check_is_fitted(self)
         spec = self.network_
         names = spec.param_shapes()
         means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}
         sds = {n: self.posterior_draws_[f"sd{spec.layer_of(n)}"] for n in names}
-        return informed_prior(means, sds, spec, align=align)
+        return informed_prior(means, sds, spec, align=align, joint=joint)
 
     # ----------------------------------------------------------- predict
     def group_params(self, group=None) -> dict:

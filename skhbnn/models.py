@@ -7,7 +7,8 @@ so a model compiled once can be re-used with new values (see
 
 flat model
     ``w{l}``, ``b{l}``: the weights and biases of layer ``l``;
-    ``w{l}_raw``, ``b{l}_raw``: their standard-normal (non-centred) versions.
+    ``w{l}_raw``, ``b{l}_raw``: their standard-normal (non-centred) versions
+    (``joint_raw`` under a joint informed prior).
 hierarchical model
     ``w{l}_mu``, ``b{l}_mu``: group-mean weights and biases of layer ``l``;
     ``sd{l}``: the group sd of layer ``l`` (one per layer);
@@ -27,9 +28,18 @@ from .priors import MvNormalPrior
 
 
 def _likelihood(logits, y, spec: NetworkSpec):
-    """Bernoulli on one logit (binary) or Categorical on softmax logits."""
+    """Bernoulli on one logit (binary) or Categorical on softmax logits.
+
+    The binary case is written as a two-class Categorical on logits ``[0, z]``:
+    the same likelihood as ``Bernoulli(logit_p=z)``, but its gradient comes
+    from ``log_softmax``, which is stable by construction.  ``pm.Bernoulli``
+    goes through ``p = sigmoid(z)`` and ``log(1 - p)`` and relies on graph
+    rewrites to stabilise the gradient; in ADVI's graph they do not fire, the
+    gradient becomes ``p / (1 - p) * (1 - p)`` and turns NaN once some
+    ``z > 37`` (seen with 500 groups; benchmarks/README.md).
+    """
     if spec.n_outputs == 1:
-        return pm.Bernoulli("y_obs", logit_p=logits[..., 0], observed=y)
+        logits = pt.concatenate([pt.zeros_like(logits), logits], axis=-1)
     return pm.Categorical("y_obs", logit_p=logits, observed=y)
 
 
@@ -52,16 +62,24 @@ def build_flat_model(
         y_data = pm.Data("y", np.asarray(y, dtype=np.int64))
         if prior is None:
             sd = pm.Data("prior_sd", np.asarray(float(prior_sd)))
+        shapes = spec.param_shapes()
         params = {}
-        for name, shape in spec.param_shapes().items():
-            raw = pm.Normal(f"{name}_raw", 0.0, 1.0, shape=shape)
-            if prior is None:
-                value = sd * raw
-            else:
-                mean = pm.Data(f"{name}_prior_mean", np.asarray(prior.means[name], float))
-                chol = pm.Data(f"{name}_prior_chol", prior.cholesky(name))
-                value = (mean + pt.dot(chol, raw.reshape((-1,)))).reshape(shape)
-            params[name] = pm.Deterministic(name, value)
+        if prior is None:
+            for name, shape in shapes.items():
+                raw = pm.Normal(f"{name}_raw", 0.0, 1.0, shape=shape)
+                params[name] = pm.Deterministic(name, sd * raw)
+        else:
+            for block, members in prior.blocks(spec).items():
+                mean = pm.Data(f"{block}_prior_mean", np.asarray(prior.means[block], float))
+                chol = pm.Data(f"{block}_prior_chol", prior.cholesky(block))
+                raw = pm.Normal(f"{block}_raw", 0.0, 1.0, shape=len(prior.means[block]))
+                value = mean + pt.dot(chol, raw)
+                start = 0
+                for name in members:  # the block is the members, flattened, in order
+                    size = int(np.prod(shapes[name]))
+                    part = value[start : start + size].reshape(shapes[name])
+                    params[name] = pm.Deterministic(name, part)
+                    start += size
         _likelihood(forward(params, X_data, spec, xp=pt), y_data, spec)
     return model
 

@@ -25,6 +25,7 @@ fail loudly instead of predicting garbage.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -150,10 +151,10 @@ class _Encoder:
         if isinstance(obj, MvNormalPrior):
             if id(obj) in self._ids:  # one prior shared by many estimators
                 return {_TYPE: "ref", "id": self._ids[id(obj)]}
-            return {_TYPE: "MvNormalPrior", "id": self._new_id(obj),
-                    "means": self.encode(dict(obj.means), f"{where}.means"),
-                    "covs": self.encode(dict(obj.covs), f"{where}.covs"),
-                    "layer_sizes": self.encode(obj.layer_sizes, f"{where}.layer_sizes")}
+            # Every public dataclass field; "_chol" is a cache rebuilt on use.
+            fields = {f.name: self.encode(getattr(obj, f.name), f"{where}.{f.name}")
+                      for f in dataclasses.fields(obj) if not f.name.startswith("_")}
+            return {_TYPE: "MvNormalPrior", "id": self._new_id(obj), "fields": fields}
         if isinstance(obj, GroupEncoder):
             return {_TYPE: "GroupEncoder", "classes": self.array(obj.classes_, where)}
         if type(obj).__name__ in _estimator_classes():
@@ -262,8 +263,7 @@ class _Decoder:
             fields["hidden_layer_sizes"] = tuple(fields["hidden_layer_sizes"])
             return NetworkSpec(**fields)
         if kind == "MvNormalPrior":
-            prior = MvNormalPrior(means=self.decode(obj["means"]), covs=self.decode(obj["covs"]),
-                                  layer_sizes=self.decode(obj["layer_sizes"]))
+            prior = MvNormalPrior(**{k: self.decode(v) for k, v in obj["fields"].items()})
             self._objects[obj["id"]] = prior
             return prior
         if kind == "GroupEncoder":
@@ -300,8 +300,8 @@ class _Decoder:
 
 
 def _hashable(key):
-    # JSON lists come back for tuple-free keys only; a tuple key was encoded as
-    # a tuple, so lists never occur here for valid files.
+    # save() encodes tuple keys as tagged tuples, so a JSON list (unhashable)
+    # as a key means the file was not written by save().
     if isinstance(key, list):
         raise ValueError("a dict key in the file is not hashable.")
     return key

@@ -1,4 +1,11 @@
-"""Weight priors: the isotropic Normal and informed per-layer MvNormal priors."""
+"""Weight priors: the isotropic Normal and informed MvNormal priors.
+
+An :class:`MvNormalPrior` is a set of *blocks*, each one multivariate Normal
+over some parameters flattened and concatenated in network order: either one
+block per parameter (``w0``, ``b0``, ``w1``, ...; the seed's per-layer priors)
+or one ``"joint"`` block over all of them, which also keeps the correlations
+*between* layers of the group-mean posterior.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +17,21 @@ from .alignment import align_chains
 from .network import NetworkSpec
 
 
+JOINT = "joint"
+
+
 @dataclass(eq=False)
 class MvNormalPrior:
-    """One multivariate Normal prior per network parameter.
+    """Multivariate Normal priors on a network's weights, one per block.
 
     Parameters
     ----------
     means : dict of str to ndarray
-        Flattened (row-major) prior mean of each parameter (``w0``, ``b0``, ...).
+        Flattened (row-major) prior mean of each block: keyed by parameter
+        name (``w0``, ``b0``, ...), or a single ``"joint"`` key for one prior
+        over all parameters concatenated in network order.
     covs : dict of str to ndarray
-        Covariance of each flattened parameter, symmetric positive definite.
+        Covariance of each block, symmetric positive definite.
     layer_sizes : tuple of int, optional
         ``(n_features, *hidden, n_outputs)`` of the network the prior was built
         for; used to give a clear error when it is applied to another network.
@@ -36,18 +48,26 @@ class MvNormalPrior:
     layer_sizes: tuple[int, ...] | None = None
     _chol: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def blocks(self, spec: NetworkSpec) -> dict[str, list[str]]:
+        """``{block: [parameter names]}`` in network order."""
+        names = list(spec.param_shapes())
+        if set(self.means) == {JOINT}:
+            return {JOINT: names}
+        return {name: [name] for name in names}
+
     def validate(self, spec: NetworkSpec) -> None:
         """Raise ``ValueError`` unless the prior fits ``spec``'s parameters."""
         shapes = spec.param_shapes()
-        if set(self.means) != set(shapes) or set(self.covs) != set(shapes):
+        blocks = self.blocks(spec)
+        if set(self.means) != set(blocks) or set(self.covs) != set(blocks):
             raise ValueError(
                 f"prior has parameters {sorted(self.means)} but the network "
                 f"{spec.layer_sizes} (use_bias={spec.use_bias}) has "
                 f"{sorted(shapes)}. Build the prior from a model with the same "
                 "hidden_layer_sizes, use_bias and number of features and classes."
             )
-        for name, shape in shapes.items():
-            d = int(np.prod(shape))
+        for name, members in blocks.items():
+            d = sum(int(np.prod(shapes[m])) for m in members)
             mean = np.asarray(self.means[name], dtype=float)
             cov = np.asarray(self.covs[name], dtype=float)
             if mean.shape != (d,) or cov.shape != (d, d):
@@ -91,6 +111,7 @@ def informed_prior(
     group_sds: dict[str, np.ndarray],
     spec: NetworkSpec,
     align: bool = True,
+    joint: bool = False,
 ) -> MvNormalPrior:
     """MvNormal priors from the group distribution of a hierarchical posterior.
 
@@ -113,17 +134,28 @@ def informed_prior(
     spec : NetworkSpec
     align : bool
         Align hidden units across chains first (see :mod:`skhbnn.alignment`).
+    joint : bool
+        One MvNormal over all parameters (keeps cross-layer correlations of
+        the group means) instead of one per parameter as in the seed.
     """
     if align:
         group_means = align_chains(group_means, spec)
+    names = list(spec.param_shapes())
+    blocks = {JOINT: names} if joint else {name: [name] for name in names}
     means, covs = {}, {}
-    for name in spec.param_shapes():
-        mu = group_means[name]
-        flat = mu.reshape(-1, int(np.prod(mu.shape[2:])))  # (C*S, d)
-        sigma2 = float(np.mean(np.asarray(group_sds[name]) ** 2))
+    for block, members in blocks.items():
+        flat = np.concatenate(  # (C*S, d)
+            [group_means[m].reshape(-1, int(np.prod(group_means[m].shape[2:]))) for m in members],
+            axis=1,
+        )
+        sigma2 = np.concatenate(
+            [
+                np.full(int(np.prod(group_means[m].shape[2:])), np.mean(np.asarray(group_sds[m]) ** 2))
+                for m in members
+            ]
+        )
         # Population (ddof=0) covariance: the exact second moment of the mixture.
-        cov = np.atleast_2d(np.cov(flat, rowvar=False, bias=True))
-        cov = cov + sigma2 * np.eye(flat.shape[1])
-        means[name] = flat.mean(axis=0)
-        covs[name] = (cov + cov.T) / 2.0
+        cov = np.atleast_2d(np.cov(flat, rowvar=False, bias=True)) + np.diag(sigma2)
+        means[block] = flat.mean(axis=0)
+        covs[block] = (cov + cov.T) / 2.0
     return MvNormalPrior(means=means, covs=covs, layer_sizes=spec.layer_sizes)

@@ -53,6 +53,10 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         :class:`HierarchicalBayesianMLPClassifier`).
     new_groups : {"prior", "error"}, default="prior"
         Predict groups never seen in fit with the prior network, or raise.
+    joint_prior : bool, default=False
+        One MvNormal prior over all weights (keeps the correlations between
+        layers of the group-mean posterior) instead of the seed's one per
+        weight matrix.
     align_chains : bool, default=True
         Align hidden units across chains before pooling them into the prior.
 
@@ -85,6 +89,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         "prefit": ["boolean"],
         "group_column": [None, str, Integral],
         "new_groups": [StrOptions({"prior", "error"})],
+        "joint_prior": ["boolean"],
         "align_chains": ["boolean"],
     }
 
@@ -96,6 +101,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         prefit=False,
         group_column=None,
         new_groups="prior",
+        joint_prior=False,
         align_chains=True,
     ):
         self.estimator = estimator
@@ -103,6 +109,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.prefit = prefit
         self.group_column = group_column
         self.new_groups = new_groups
+        self.joint_prior = joint_prior
         self.align_chains = align_chains
 
     # ------------------------------------------------------------ helpers
@@ -195,7 +202,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 f"the prefit estimator knows classes {list(hier.classes_)} but y has "
                 f"{list(classes)}; fit it on the same classes."
             )
-        prior = hier.informed_prior(align=self.align_chains)
+        prior = hier.informed_prior(align=self.align_chains, joint=self.joint_prior)
         template = self._flat_template(hier)
         encoder = GroupEncoder().fit(groups)
         codes = encoder.transform(groups)

@@ -112,3 +112,23 @@ def test_prior_validation_errors(mutate, match):
     mutate(prior)
     with pytest.raises(ValueError, match=match):
         prior.validate(spec)
+
+
+def test_joint_prior_blocks_are_the_per_parameter_priors():
+    """The joint prior adds cross-layer covariance; its diagonal blocks are
+    exactly the per-parameter priors."""
+    rng = np.random.default_rng(4)
+    post = _fake_posterior(rng)
+    sds = {k: np.abs(rng.normal(size=(1, 200))) for k in SPEC.param_shapes()}
+    per = informed_prior(post, sds, SPEC)
+    joint = informed_prior(post, sds, SPEC, joint=True)
+    assert list(joint.means) == ["joint"]
+    joint.validate(SPEC)
+    start = 0
+    for name in SPEC.param_shapes():
+        d = per.means[name].size
+        block = slice(start, start + d)
+        np.testing.assert_allclose(joint.means["joint"][block], per.means[name])
+        np.testing.assert_allclose(joint.covs["joint"][block, block], per.covs[name])
+        start += d
+    assert start == joint.means["joint"].size

@@ -406,7 +406,7 @@ def test_load_does_not_unpickle(saved, tmp_path, monkeypatch):
 
 
 def test_save_is_atomic(hier, tmp_path, monkeypatch):
-    import skhbnn.persistence as persistence
+    from skhbnn import persistence
 
     target = tmp_path / "model.nc"
 

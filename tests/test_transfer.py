@@ -100,3 +100,15 @@ def test_prior_feeds_a_cold_start_classifier(transfer, moons_groups):
     wrong = BayesianMLPClassifier(hidden_layer_sizes=(6,), prior=transfer.prior_, **TINY)
     with pytest.raises(ValueError, match="prior has parameters|shape"):
         wrong.fit(X[rows][:15], y[rows][:15])
+
+
+def test_joint_prior_option(transfer, moons_groups):
+    X, y, g = moons_groups
+    joint = InformedPriorTransfer(transfer.estimator_, prefit=True, joint_prior=True)
+    joint.fit(X, y, groups=g)
+    assert list(joint.prior_.covs) == ["joint"]
+    assert joint.prior_.covs["joint"].shape == (13, 13)  # 2*4 + 4 + 4 + 1
+    est = joint.estimators_[0]
+    assert "joint_raw" in est.idata_.posterior
+    assert est.posterior_draws_["w0"].shape[-2:] == (2, 4)
+    assert (joint.predict(X, groups=g) == y).mean() > 0.8
