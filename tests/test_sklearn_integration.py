@@ -443,6 +443,7 @@ def test_load_missing_file(tmp_path):
         skhbnn.load(tmp_path / "nope.nc")
 
 
+@pytest.mark.slow  # six flat fits under the informed prior, one more compile
 def test_save_load_informed_prior_transfer(hier, six, tmp_path):
     """The transfer with its hierarchical model, prior and per-store flat
     models; objects shared before saving are shared after loading."""
