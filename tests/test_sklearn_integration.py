@@ -330,8 +330,10 @@ REFUSALS = [
     ({"skhbnn_version": f"0.{99}.0"}, {}, r"not compatible.*major\.minor"),
     ({"skhbnn_format_version": 99}, {}, r"file format 99.*Upgrade skhbnn"),
     ({"skhbnn_format": "something-else"}, {}, r"not a file written by skhbnn\.save"),
-    ({"estimator_class": "RandomForestClassifier"}, {}, r"class 'RandomForestClassifier'.*cannot load"),
-    ({}, {"estimator_class": BayesianMLPClassifier}, r"class HierarchicalBayesianMLPClassifier, not BayesianMLPClassifier"),
+    ({"estimator_class": "RandomForestClassifier"}, {},
+     r"class 'RandomForestClassifier'.*cannot load"),
+    ({}, {"estimator_class": BayesianMLPClassifier},
+     r"class HierarchicalBayesianMLPClassifier, not BayesianMLPClassifier"),
     ({}, {"estimator_class": "InformedPriorTransfer"}, r"not InformedPriorTransfer"),
 ]
 
