@@ -102,6 +102,7 @@ def report(name, res):
     row(f"{name}: ESS sd0 sd1 sd2", *(f"{e:.0f}" for e in res["ess"]))
     row(f"{name}: ESS/s sd0 sd1 sd2 (min)", *(f"{e:.2f}" for e in ess_s),
         f"(min {min(ess_s):.2f})")
+    row(f"{name}: min ESS per CPU-second", f"{min(res['ess']) / res['fit_cpu']:.2f}")
     row(f"{name}: divergences", res["divergences"])
 
 
@@ -124,6 +125,8 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     row("RATIO fit+predict wall (plain / skhbnn)",
         ratio(plain["fit"] + plain["predict"], ours["fit"] + ours["predict"]))
     row("RATIO min ESS/s (skhbnn / plain)", f"{min_ess_s[1] / min_ess_s[0]:.2f}x")
+    ess_cpu = [min(r["ess"]) / r["fit_cpu"] for r in (plain, ours)]
+    row("RATIO min ESS per CPU-s (skhbnn / plain)", f"{ess_cpu[1] / ess_cpu[0]:.2f}x")
     row("accuracy difference (skhbnn - plain)",
         f"{100 * (ours['accuracy'] - plain['accuracy']):+.2f} points")
     return {"plain": plain, "skhbnn": ours}
