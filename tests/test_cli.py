@@ -29,7 +29,7 @@ POST_NUMBERS = ["86.78", "83.78", "91.11", "89.78", "91.56", "87.11"]
 # disk): the whole pipeline in well under a minute.
 REDUCED = [
     "--n-groups", "3", "--draws", "30", "--tune", "30", "--chains", "1",
-    "--grid-size", "20", "--sampler", "pymc",
+    "--hier-tune", "30", "--grid-size", "20", "--sampler", "pymc",
 ]
 
 
@@ -50,6 +50,23 @@ def test_sampler_settings(argv, expected):
     args = cli.build_parser().parse_args(["reproduce", "--out", "x", *argv])
     assert cli._sampler_settings(args) == expected
     assert args.seed == 31 and args.n_groups == 18 and args.grid_size == 100
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        # A full run samples the hierarchical model as the post: 1 chain, tune 5000.
+        ([], dict(draws=1000, tune=5000, chains=1)),
+        (["--draws", "500", "--tune", "300"], dict(draws=500, tune=5000, chains=1)),
+        (["--hier-tune", "800", "--hier-chains", "2"], dict(draws=1000, tune=800, chains=2)),
+        # --quick: every model gets the quick settings.
+        (["--quick"], dict(draws=200, tune=200, chains=1)),
+        (["--quick", "--hier-tune", "400"], dict(draws=200, tune=400, chains=1)),
+    ],
+)
+def test_hierarchical_sampler_settings(argv, expected):
+    args = cli.build_parser().parse_args(["reproduce", "--out", "x", *argv])
+    assert cli._hierarchical_settings(args) == expected
 
 
 @pytest.mark.parametrize(
@@ -125,6 +142,7 @@ def test_reduced_run_writes_results(reduced_run):
     summary = json.loads((out / "results.json").read_text())
     assert summary["n_groups"] == 3 and summary["seed"] == 31
     assert summary["sampler"] == dict(draws=30, tune=30, chains=1, sampler="pymc")
+    assert summary["hierarchical_sampler"] == dict(draws=30, tune=30, chains=1)
     assert sorted(summary["figures"]) == sorted(FIGURES)
     for key in cli.POST_RESULTS:
         acc = summary["accuracy_percent"][key]
