@@ -21,7 +21,7 @@ from ._common import environment, quiet
 # of this package that defines ``run(quick=...)``.
 _FIRST = ("hierarchical", "flat", "predict", "scaling")
 _FOUND = sorted(
-    m.name[len("bench_"):]
+    m.name[len("bench_") :]
     for m in pkgutil.iter_modules([os.path.dirname(os.path.abspath(__file__))])
     if m.name.startswith("bench_")
 )
@@ -36,7 +36,9 @@ def main(argv=None) -> int:
         description="skhbnn against plain PyMC scripts; each prints ratios.",
     )
     parser.add_argument(
-        "names", nargs="*", metavar="name",
+        "names",
+        nargs="*",
+        metavar="name",
         help=f"benchmarks to run, from {', '.join(BENCHMARKS)} (default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="small, fast smoke runs")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -22,6 +21,8 @@ def quiet() -> None:
     """Silence the warnings that plain PyMC scripts and tiny quick runs raise."""
     warnings.filterwarnings("ignore")
     import logging
+
+    import pymc  # noqa: F401  (importing PyMC sets its logger to INFO; undo it after)
 
     for name in ("pymc", "pymc.sampling", "pymc.stats", "pytensor", "arviz"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -171,15 +172,24 @@ def plain_flat_model(X, Y, rng):
         ann_input = pm.Data("ann_input", X)
         ann_output = pm.Data("ann_output", Y)
         weights_in_1 = pm.Normal(
-            "w_in_1", 0, sigma=1, shape=(n_data, N_HIDDEN),
+            "w_in_1",
+            0,
+            sigma=1,
+            shape=(n_data, N_HIDDEN),
             initval=rng.standard_normal((n_data, N_HIDDEN)),
         )
         weights_1_2 = pm.Normal(
-            "w_1_2", 0, sigma=1, shape=(N_HIDDEN, N_HIDDEN),
+            "w_1_2",
+            0,
+            sigma=1,
+            shape=(N_HIDDEN, N_HIDDEN),
             initval=rng.standard_normal((N_HIDDEN, N_HIDDEN)),
         )
         weights_2_out = pm.Normal(
-            "w_2_out", 0, sigma=1, shape=(N_HIDDEN,),
+            "w_2_out",
+            0,
+            sigma=1,
+            shape=(N_HIDDEN,),
             initval=rng.standard_normal(N_HIDDEN),
         )
         act_1 = pt.tanh(pt.dot(ann_input, weights_in_1))

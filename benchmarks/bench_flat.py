@@ -33,16 +33,20 @@ from ._common import (
     timed,
 )
 
-FULL = dict(draws=1000, tune=1000, chains=2)
-QUICK = dict(draws=150, tune=150, chains=2)
+FULL = {"draws": 1000, "tune": 1000, "chains": 2}
+QUICK = {"draws": 150, "tune": 150, "chains": 2}
 
 
 def _per_group(data, n_groups):
     X_train, X_test, y_train, y_test, g_train, g_test = data
     for g in range(n_groups):
-        yield g, X_train[g_train == g], y_train[g_train == g], X_test[g_test == g], y_test[
-            g_test == g
-        ]
+        yield (
+            g,
+            X_train[g_train == g],
+            y_train[g_train == g],
+            X_test[g_test == g],
+            y_test[g_test == g],
+        )
 
 
 def run_plain(data, settings, n_groups, seed):
@@ -94,7 +98,11 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     )
     data = seed_data()
     plain = run_plain(data, settings, n_groups, seed)
-    row("plain PyMC: total wall / CPU", seconds(plain["total"]), seconds(plain["total_cpu"]))
+    row(
+        "plain PyMC: total wall / CPU",
+        seconds(plain["total"]),
+        seconds(plain["total_cpu"]),
+    )
     row("plain PyMC: test accuracy", percent(plain["accuracy"]))
     ours = run_skhbnn(data, settings, n_groups, seed)
     row("skhbnn: total wall / CPU", seconds(ours["total"]), seconds(ours["total_cpu"]))
@@ -102,6 +110,8 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     row("skhbnn: test accuracy", percent(ours["accuracy"]))
     row("RATIO wall (plain / skhbnn)", ratio(plain["total"], ours["total"]))
     row("RATIO CPU (plain / skhbnn)", ratio(plain["total_cpu"], ours["total_cpu"]))
-    row("accuracy difference (skhbnn - plain)",
-        f"{100 * (ours['accuracy'] - plain['accuracy']):+.2f} points")
+    row(
+        "accuracy difference (skhbnn - plain)",
+        f"{100 * (ours['accuracy'] - plain['accuracy']):+.2f} points",
+    )
     return {"plain": plain, "skhbnn": ours}

@@ -36,8 +36,8 @@ from ._common import (
     timed,
 )
 
-FULL = dict(draws=1000, tune=1000, chains=2)
-QUICK = dict(draws=150, tune=150, chains=2)
+FULL = {"draws": 1000, "tune": 1000, "chains": 2}
+QUICK = {"draws": 150, "tune": 150, "chains": 2}
 
 
 def run_plain(data, settings, seed, n_init=200_000):
@@ -48,7 +48,9 @@ def run_plain(data, settings, seed, n_init=200_000):
     Xs_test, Ys_test = stacked(X_test, y_test, g_test)
     t = {}
     with timed(t, "fit"):
-        model = plain_hierarchical_model(Xs_train, Ys_train, np.random.default_rng(seed))
+        model = plain_hierarchical_model(
+            Xs_train, Ys_train, np.random.default_rng(seed)
+        )
         with model:
             idata = pm.sample(
                 **settings,
@@ -97,11 +99,18 @@ def run_skhbnn(data, settings, seed, **params):
 def report(name, res):
     ess_s = [e / res["fit"] for e in res["ess"]]
     row(f"{name}: fit / predict wall", seconds(res["fit"]), seconds(res["predict"]))
-    row(f"{name}: fit / predict CPU", seconds(res["fit_cpu"]), seconds(res["predict_cpu"]))
+    row(
+        f"{name}: fit / predict CPU",
+        seconds(res["fit_cpu"]),
+        seconds(res["predict_cpu"]),
+    )
     row(f"{name}: test accuracy", percent(res["accuracy"]))
     row(f"{name}: ESS sd0 sd1 sd2", *(f"{e:.0f}" for e in res["ess"]))
-    row(f"{name}: ESS/s sd0 sd1 sd2 (min)", *(f"{e:.2f}" for e in ess_s),
-        f"(min {min(ess_s):.2f})")
+    row(
+        f"{name}: ESS/s sd0 sd1 sd2 (min)",
+        *(f"{e:.2f}" for e in ess_s),
+        f"(min {min(ess_s):.2f})",
+    )
     row(f"{name}: min ESS per CPU-second", f"{min(res['ess']) / res['fit_cpu']:.2f}")
     row(f"{name}: divergences", res["divergences"])
 
@@ -122,11 +131,15 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     min_ess_s = [min(r["ess"]) / r["fit"] for r in (plain, ours)]
     row("RATIO fit wall (plain / skhbnn)", ratio(plain["fit"], ours["fit"]))
     row("RATIO fit CPU (plain / skhbnn)", ratio(plain["fit_cpu"], ours["fit_cpu"]))
-    row("RATIO fit+predict wall (plain / skhbnn)",
-        ratio(plain["fit"] + plain["predict"], ours["fit"] + ours["predict"]))
+    row(
+        "RATIO fit+predict wall (plain / skhbnn)",
+        ratio(plain["fit"] + plain["predict"], ours["fit"] + ours["predict"]),
+    )
     row("RATIO min ESS/s (skhbnn / plain)", f"{min_ess_s[1] / min_ess_s[0]:.2f}x")
     ess_cpu = [min(r["ess"]) / r["fit_cpu"] for r in (plain, ours)]
     row("RATIO min ESS per CPU-s (skhbnn / plain)", f"{ess_cpu[1] / ess_cpu[0]:.2f}x")
-    row("accuracy difference (skhbnn - plain)",
-        f"{100 * (ours['accuracy'] - plain['accuracy']):+.2f} points")
+    row(
+        "accuracy difference (skhbnn - plain)",
+        f"{100 * (ours['accuracy'] - plain['accuracy']):+.2f} points",
+    )
     return {"plain": plain, "skhbnn": ours}

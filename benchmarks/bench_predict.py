@@ -32,13 +32,13 @@ import numpy as np
 
 from ._common import header, quiet, ratio, row, seconds, seed_data, timed
 
-FULL = dict(draws=1000, tune=1000, chains=2, grid=100)
-QUICK = dict(draws=200, tune=200, chains=2, grid=50)
+FULL = {"draws": 1000, "tune": 1000, "chains": 2, "grid": 100}
+QUICK = {"draws": 200, "tune": 200, "chains": 2, "grid": 50}
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _grid(n: int) -> np.ndarray:
-    grid = np.mgrid[-3:3:complex(0, n), -3:3:complex(0, n)]
+    grid = np.mgrid[-3 : 3 : complex(0, n), -3 : 3 : complex(0, n)]
     return grid.reshape(2, -1).T
 
 
@@ -113,13 +113,17 @@ def _worker(method: str, workdir: str, grid_n: int) -> None:
     after = _memory_kib()
     np.savez(os.path.join(workdir, f"{method}.npz"), mean=mean, std=std)
     peak = after["VmHWM"] if reset else max(after["VmHWM"], before["VmRSS"])
-    print(json.dumps({
-        **t,
-        "rss_before_mib": before["VmRSS"] / 1024,
-        "peak_rss_mib": peak / 1024,
-        "added_mib": (peak - before["VmRSS"]) / 1024,
-        "peak_reset": reset,
-    }))
+    print(
+        json.dumps(
+            {
+                **t,
+                "rss_before_mib": before["VmRSS"] / 1024,
+                "peak_rss_mib": peak / 1024,
+                "added_mib": (peak - before["VmRSS"]) / 1024,
+                "peak_reset": reset,
+            }
+        )
+    )
 
 
 def _spawn(method: str, workdir: str, grid_n: int) -> dict:
@@ -128,7 +132,11 @@ def _spawn(method: str, workdir: str, grid_n: int) -> dict:
         f"_worker({method!r}, {workdir!r}, {grid_n})"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=_ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{method} worker failed:\n{proc.stderr[-3000:]}")
@@ -147,8 +155,12 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     X_train, _, y_train, _, g_train, _ = seed_data()
     X, y = X_train[g_train == 0], y_train[g_train == 0]
     clf = BayesianMLPClassifier(
-        use_bias=False, random_state=seed, progressbar=False,
-        draws=s["draws"], tune=s["tune"], chains=s["chains"],
+        use_bias=False,
+        random_state=seed,
+        progressbar=False,
+        draws=s["draws"],
+        tune=s["tune"],
+        chains=s["chains"],
     ).fit(X, y)
     with tempfile.TemporaryDirectory() as workdir:
         with open(os.path.join(workdir, "clf.pkl"), "wb") as fh:
@@ -160,10 +172,16 @@ def run(quick: bool = False, seed: int = 1) -> dict:
         a = np.load(os.path.join(workdir, "seed.npz"))
         b = np.load(os.path.join(workdir, "skhbnn.npz"))
         gap_mean = float(np.max(np.abs(a["mean"] - b["mean"])))
-    for name, res in (("seed (sample_posterior_predictive)", seed_res), ("skhbnn", ours)):
+    for name, res in (
+        ("seed (sample_posterior_predictive)", seed_res),
+        ("skhbnn", ours),
+    ):
         row(f"{name}: wall / CPU", seconds(res["time"]), seconds(res["time_cpu"]))
-        row(f"{name}: peak RSS / added", f"{res['peak_rss_mib']:.0f} MiB",
-            f"{res['added_mib']:+.0f} MiB")
+        row(
+            f"{name}: peak RSS / added",
+            f"{res['peak_rss_mib']:.0f} MiB",
+            f"{res['added_mib']:+.0f} MiB",
+        )
     row("RATIO wall (seed / skhbnn)", ratio(seed_res["time"], ours["time"]))
     row("RATIO CPU (seed / skhbnn)", ratio(seed_res["time_cpu"], ours["time_cpu"]))
     # The seed's Bernoulli average carries Monte-Carlo error (sd <= 0.5 /

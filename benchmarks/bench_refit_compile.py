@@ -87,25 +87,34 @@ def _worker(mode: str, model: str, quick: bool, fold: int) -> dict:
 
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import cross_val_score
+    from sklearn.model_selection import cross_validate
 
     from skhbnn import clear_compile_cache
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     est, X, y, folds = _problem(model, _settings(quick))
     t_ready, cpu_ready = time.perf_counter(), time.process_time()
-    scores = []
+    scores, fitted = [], []
     if mode == "cv":
-        scores = list(cross_val_score(est, X, y, cv=folds))
+        res = cross_validate(est, X, y, cv=folds, return_estimator=True)
+        scores, fitted = list(res["test_score"]), list(res["estimator"])
     else:
         chosen = folds if mode == "nocache" else [folds[fold]]
         for train, test in chosen:
             clear_compile_cache()
-            fitted = clone(est).fit(_rows(X, train), y[train])
-            scores.append(fitted.score(_rows(X, test), y[test]))
+            fitted.append(clone(est).fit(_rows(X, train), y[train]))
+            scores.append(fitted[-1].score(_rows(X, test), y[test]))
     t_end, cpu_end = time.perf_counter(), time.process_time()
     return {"setup": t_ready - t_start, "work": t_end - t_ready,
-            "cpu": cpu_end - cpu_ready, "scores": [float(s) for s in scores]}
+            "cpu": cpu_end - cpu_ready, "scores": [float(s) for s in scores],
+            "steps": [_leapfrog_steps(f) for f in fitted]}
+
+
+def _leapfrog_steps(est) -> int:
+    """Gradient evaluations of a NUTS fit: the sampling work, apart from compiling."""
+    import numpy as np
+
+    return int(np.asarray(est.idata_.sample_stats["n_steps"]).sum())
 
 
 def _spawn(mode: str, model: str, quick: bool, fold: int = 0) -> dict:
@@ -150,6 +159,10 @@ def run(quick: bool = False, models=MODELS) -> dict:
             "ratio_nocache": nocache["work"] / cv["work"],
             "cv_accuracy": sum(cv["scores"]) / N_FOLDS,
             "fresh_accuracy": sum(sum(r["scores"]) for r in fresh) / N_FOLDS,
+            "cv_scores": cv["scores"],
+            "fresh_scores": [r["scores"][0] for r in fresh],
+            "cv_steps": cv["steps"],
+            "fresh_steps": [r["steps"][0] for r in fresh],
         }
         results[model] = res
         print(f"  {model}")
@@ -162,6 +175,9 @@ def run(quick: bool = False, models=MODELS) -> dict:
         row(f"{N_FOLDS} fresh processes (fits)", seconds(fresh_work),
             ratio(fresh_work, res["cv_s"]), seconds(fresh_cpu), ratio(fresh_cpu, cv["cpu"]),
             f"accuracy {res['fresh_accuracy']:.3f}")
+        # Identical seeds and data should give identical draws; if the step
+        # counts differ, the sampling work differed and so do the timings.
+        row("leapfrog steps, CV vs fresh", sum(res["cv_steps"]), sum(res["fresh_steps"]))
         row(f"{N_FOLDS} fresh processes (incl. start-up)", seconds(fresh_process),
             ratio(fresh_process, cv["process"]), "vs CV process incl. start-up")
     return results

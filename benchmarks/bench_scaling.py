@@ -23,14 +23,20 @@ import numpy as np
 
 from ._common import header, percent, row, seconds, seed_data, timed
 
-FULL = dict(
-    groups=(18, 100, 500), points=(50, 150, 500), nuts_max_groups=500,
-    nuts=dict(draws=1000, tune=1000, chains=2), advi=dict(advi_iterations=30000, draws=1000),
-)
-QUICK = dict(
-    groups=(18, 100, 500), points=(50, 150), nuts_max_groups=100,
-    nuts=dict(draws=200, tune=200, chains=2), advi=dict(advi_iterations=5000, draws=500),
-)
+FULL = {
+    "groups": (18, 100, 500),
+    "points": (50, 150, 500),
+    "nuts_max_groups": 500,
+    "nuts": {"draws": 1000, "tune": 1000, "chains": 2},
+    "advi": {"advi_iterations": 30000, "draws": 1000},
+}
+QUICK = {
+    "groups": (18, 100, 500),
+    "points": (50, 150),
+    "nuts_max_groups": 100,
+    "nuts": {"draws": 200, "tune": 200, "chains": 2},
+    "advi": {"advi_iterations": 5000, "draws": 500},
+}
 SUBSET = 100  # groups scored in common by the 500-group ADVI and 100-group NUTS fits
 
 
@@ -38,7 +44,11 @@ def _fit(method, settings, data, seed):
     from skhbnn import HierarchicalBayesianMLPClassifier, clear_compile_cache
 
     X_train, X_test, y_train, y_test, g_train, g_test = data
-    kwargs = settings["nuts"] if method == "nuts" else {"inference": "advi", **settings["advi"]}
+    kwargs = (
+        settings["nuts"]
+        if method == "nuts"
+        else {"inference": "advi", **settings["advi"]}
+    )
     clear_compile_cache()  # every step pays its own compilation
     clf = HierarchicalBayesianMLPClassifier(
         use_bias=False, random_state=seed, progressbar=False, **kwargs
@@ -71,8 +81,13 @@ def _show(label, res):
     extra = ""
     if "max_rhat" in res:
         extra = f"  div {res['divergences']}  max R-hat {res['max_rhat']:.2f}"
-    row(label, f"wall {seconds(res['fit']):>8}", f"CPU {seconds(res['fit_cpu']):>8}",
-        f"train {percent(res['train'])}", f"test {percent(res['test'])}" + extra)
+    row(
+        label,
+        f"wall {seconds(res['fit']):>8}",
+        f"CPU {seconds(res['fit_cpu']):>8}",
+        f"train {percent(res['train'])}",
+        f"test {percent(res['test'])}" + extra,
+    )
 
 
 def run(quick: bool = False, seed: int = 1) -> dict:
@@ -92,9 +107,11 @@ def run(quick: bool = False, seed: int = 1) -> dict:
             res = _fit(method, s, data, seed)
             results[f"{n_groups}x{points}/{method}"] = res
             _show(f"{n_groups:>3} groups x {points:>3} pts {method.upper():>4}", res)
-    big, ref = results.get(f"500x50/advi", {}), results.get(f"{SUBSET}x50/nuts", {})
+    big, ref = results.get("500x50/advi", {}), results.get(f"{SUBSET}x50/nuts", {})
     if "test_first_100" in big and "test" in ref:
-        row(f"first {SUBSET} groups: test accuracy",
+        row(
+            f"first {SUBSET} groups: test accuracy",
             f"ADVI on 500 groups {percent(big['test_first_100'])}",
-            f"NUTS on {SUBSET} groups {percent(ref['test'])}")
+            f"NUTS on {SUBSET} groups {percent(ref['test'])}",
+        )
     return results
