@@ -107,7 +107,7 @@ def test_joint_prior_option(transfer, moons_groups):
     joint = InformedPriorTransfer(transfer.estimator_, prefit=True, joint_prior=True)
     joint.fit(X, y, groups=g)
     assert list(joint.prior_.covs) == ["joint"]
-    assert joint.prior_.covs["joint"].shape == (13, 13)  # 2*4 + 4 + 4 + 1
+    assert joint.prior_.covs["joint"].shape == (17, 17)  # w0 2*4 + b0 4 + w1 4 + b1 1
     est = joint.estimators_[0]
     assert "joint_raw" in est.idata_.posterior
     assert est.posterior_draws_["w0"].shape[-2:] == (2, 4)
