@@ -14,6 +14,13 @@ with the Hungarian algorithm (cost: squared distance, or for odd activations
 the smaller of the distances to the unit and to its negation).  Applying that
 permutation/sign to the rows of the next layer fixes its input order, and the
 matching proceeds to the next layer.
+
+Chains are not the only place modes mix: a long single chain can also switch
+labels between draws, and draws near a symmetric saddle differ from the mean
+mode by a permutation.  :func:`align_draws` therefore goes on from the aligned
+chains and matches every single draw to the current posterior mean, repeating
+(mean, match) until no draw changes labelling (a k-means-like fixed point over
+the symmetry group).  This is the default for informed priors.
 """
 
 from __future__ import annotations
@@ -100,3 +107,90 @@ def align_chains(params: dict[str, np.ndarray], spec: NetworkSpec, reference: in
             w_next = out[f"w{layer + 1}"]
             w_next[chain] = np.take(w_next[chain], perm, axis=-2) * sign[:, None]
     return out
+
+
+def _draw_unit_features(params, layer: int, use_bias: bool) -> np.ndarray:
+    """(N, n_units, F): every draw's incoming weights (and bias) per unit."""
+    w = params[f"w{layer}"]  # (N, *extra, in, out)
+    n = w.shape[0]
+    feats = [np.swapaxes(w.reshape(n, -1, w.shape[-1]), 1, 2)]
+    if use_bias:
+        b = params[f"b{layer}"]
+        feats.append(np.swapaxes(b.reshape(n, -1, b.shape[-1]), 1, 2))
+    return np.concatenate(feats, axis=2)
+
+
+def _permute_draws(arr: np.ndarray, perm: np.ndarray, sign: np.ndarray, axis: int) -> np.ndarray:
+    """Apply a per-draw permutation/sign (each ``(N, n)``) along ``axis``."""
+    shape = [1] * arr.ndim
+    shape[0], shape[axis] = perm.shape
+    idx = perm.reshape(shape)
+    return np.take_along_axis(arr, idx, axis=axis) * sign.reshape(shape)
+
+
+def align_draws(params: dict[str, np.ndarray], spec: NetworkSpec, max_iter: int = 20):
+    """Relabel the hidden units of every posterior draw onto a common mode.
+
+    Starts from :func:`align_chains`, then alternates between the mean of
+    all draws and a per-draw Hungarian match to that mean, until no draw
+    changes (or ``max_iter`` rounds).  Same input / output conventions as
+    :func:`align_chains`; parameters may carry extra (group) dimensions.
+    """
+    names = list(spec.param_shapes())
+    out = align_chains(params, spec)
+    lead = out[names[0]].shape[:2]
+    flat = {k: out[k].reshape(-1, *out[k].shape[2:]) for k in names}
+    flip = spec.activation in ODD_ACTIVATIONS
+    hidden = range(spec.n_layers - 1)
+    for _ in range(max_iter):
+        ref = {k: v.mean(axis=0, keepdims=True) for k, v in flat.items()}
+        changed = False
+        for layer in hidden:
+            units = _draw_unit_features(flat, layer, spec.use_bias)
+            refu = _draw_unit_features(ref, layer, spec.use_bias)[0]
+            matches = [match_units(u, refu, allow_sign_flip=flip) for u in units]
+            perm = np.stack([m[0] for m in matches])
+            sign = np.stack([m[1] for m in matches])
+            if (perm == np.arange(perm.shape[1])).all() and (sign == 1).all():
+                continue
+            changed = True
+            flat[f"w{layer}"] = _permute_draws(flat[f"w{layer}"], perm, sign, -1)
+            if spec.use_bias:
+                flat[f"b{layer}"] = _permute_draws(flat[f"b{layer}"], perm, sign, -1)
+            flat[f"w{layer + 1}"] = _permute_draws(flat[f"w{layer + 1}"], perm, sign, -2)
+        if not changed:
+            break
+    for k in names:
+        out[k] = flat[k].reshape(*lead, *flat[k].shape[1:])
+    return out
+
+
+ALIGN_OPTIONS = ("draws", "chains", "none")
+
+
+def align(params: dict[str, np.ndarray], spec: NetworkSpec, how="draws"):
+    """Dispatch on ``how``: ``"draws"``, ``"chains"`` or ``"none"``.
+
+    ``True`` means ``"draws"`` and ``False`` / ``None`` mean ``"none"``.
+    """
+    how = check_align(how)
+    if how == "draws":
+        return align_draws(params, spec)
+    if how == "chains":
+        return align_chains(params, spec)
+    return params
+
+
+def check_align(how) -> str:
+    """Normalise the ``align`` option, raising a helpful error."""
+    if how is True:
+        return "draws"
+    if how is False or how is None:
+        return "none"
+    if isinstance(how, str) and how in ALIGN_OPTIONS:
+        return how
+    raise ValueError(
+        f"align must be one of {ALIGN_OPTIONS} (or True / False), got {how!r}. "
+        "'draws' matches every posterior draw's hidden units to the posterior "
+        "mean (the default), 'chains' only matches whole chains."
+    )

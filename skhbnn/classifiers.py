@@ -22,6 +22,7 @@ from .groups import (
     pad_by_group,
     split_group_column,
 )
+from .alignment import check_align
 from .models import build_flat_model, build_hierarchical_model
 from .network import forward, logits_to_proba
 from .priors import MvNormalPrior, informed_prior
@@ -409,19 +410,22 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         sds = np.stack([draws[f"sd{layer}"] for layer in range(spec.n_layers)], axis=-1)
         self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
 
-    def informed_prior(self, align: bool = True, joint: bool = False) -> MvNormalPrior:
+    def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
         """MvNormal priors from the fitted group distribution (see
         :func:`skhbnn.priors.informed_prior`), for :class:`BayesianMLPClassifier`.
 
         Parameters
         ----------
-        align : bool, default=True
-            Align hidden units across chains before pooling them.
+        align : {"draws", "chains", "none"}, default="draws"
+            Map the hidden units of every posterior draw (or only of every
+            chain) onto one labelling before pooling them; see
+            :mod:`skhbnn.alignment`.
         joint : bool, default=False
             One MvNormal over all weights, keeping cross-layer correlations,
             instead of one per weight matrix / bias vector.
         """
         check_is_fitted(self)
+        check_align(align)
         spec = self.network_
         names = spec.param_shapes()
         means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}

@@ -232,7 +232,7 @@ def _reproduce(args, progress):
                 flat_estimator=BayesianMLPClassifier(
                     **common, random_state=seed, progressbar=False
                 ),
-                align_chains=not args.no_align,
+                align=args.align,
                 **({"joint_prior": True} if args.joint_prior else {}),
             ).fit(X_tr, y_tr, groups=g_tr)
 
@@ -411,13 +411,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--joint-prior", action="store_true",
                      help="one MvNormal prior over all weights instead of the post's "
                           "one per weight matrix")
+    rep.add_argument(
+        "--align", choices=["draws", "chains", "none"], default="draws",
+        help="how hidden units are aligned before building the informed prior",
+    )
     # Hidden knobs for tests and experiments.
     rep.add_argument("--n-groups", type=_positive_int, default=18, help=argparse.SUPPRESS)
     rep.add_argument("--grid-size", type=_positive_int, default=100, help=argparse.SUPPRESS)
     rep.add_argument("--sampler", choices=("auto", "nutpie", "pymc"), default="auto",
                      help=argparse.SUPPRESS)
     rep.add_argument("--no-figures", action="store_true", help=argparse.SUPPRESS)
-    rep.add_argument("--no-align", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .alignment import align_chains
+from .alignment import align as _align
 from .network import NetworkSpec
 
 
@@ -110,7 +110,7 @@ def informed_prior(
     group_means: dict[str, np.ndarray],
     group_sds: dict[str, np.ndarray],
     spec: NetworkSpec,
-    align: bool = True,
+    align="draws",
     joint: bool = False,
 ) -> MvNormalPrior:
     """MvNormal priors from the group distribution of a hierarchical posterior.
@@ -132,14 +132,16 @@ def informed_prior(
     group_sds : dict of str to ndarray
         The group sd applying to each parameter, shape ``(n_chains, n_draws)``.
     spec : NetworkSpec
-    align : bool
-        Align hidden units across chains first (see :mod:`skhbnn.alignment`).
+    align : {"draws", "chains", "none"}, default="draws"
+        Map hidden units onto one labelling before pooling (see
+        :mod:`skhbnn.alignment`): every draw onto the posterior mean
+        (``"draws"``), whole chains onto the first (``"chains"``), or not at
+        all.  ``True`` / ``False`` mean ``"draws"`` / ``"none"``.
     joint : bool
         One MvNormal over all parameters (keeps cross-layer correlations of
         the group means) instead of one per parameter as in the seed.
     """
-    if align:
-        group_means = align_chains(group_means, spec)
+    group_means = _align(group_means, spec, align)
     names = list(spec.param_shapes())
     blocks = {JOINT: names} if joint else {name: [name] for name in names}
     means, covs = {}, {}

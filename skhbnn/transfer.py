@@ -57,8 +57,11 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         One MvNormal prior over all weights (keeps the correlations between
         layers of the group-mean posterior) instead of the seed's one per
         weight matrix.
-    align_chains : bool, default=True
-        Align hidden units across chains before pooling them into the prior.
+    align : {"draws", "chains", "none"}, default="draws"
+        Before pooling the group-mean draws into the prior, map the hidden
+        units of every draw onto the posterior mean (``"draws"``), of every
+        chain onto the first chain (``"chains"``), or not at all.  Pooling
+        unaligned modes averages them into mush (see :mod:`skhbnn.alignment`).
 
     Attributes
     ----------
@@ -90,7 +93,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         "group_column": [None, str, Integral],
         "new_groups": [StrOptions({"prior", "error"})],
         "joint_prior": ["boolean"],
-        "align_chains": ["boolean"],
+        "align": [StrOptions({"draws", "chains", "none"})],
     }
 
     def __init__(
@@ -102,7 +105,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         group_column=None,
         new_groups="prior",
         joint_prior=False,
-        align_chains=True,
+        align="draws",
     ):
         self.estimator = estimator
         self.flat_estimator = flat_estimator
@@ -110,7 +113,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.group_column = group_column
         self.new_groups = new_groups
         self.joint_prior = joint_prior
-        self.align_chains = align_chains
+        self.align = align
 
     # ------------------------------------------------------------ helpers
     def _split(self, X, groups):
@@ -202,7 +205,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 f"the prefit estimator knows classes {list(hier.classes_)} but y has "
                 f"{list(classes)}; fit it on the same classes."
             )
-        prior = hier.informed_prior(align=self.align_chains, joint=self.joint_prior)
+        prior = hier.informed_prior(align=self.align, joint=self.joint_prior)
         template = self._flat_template(hier)
         encoder = GroupEncoder().fit(groups)
         codes = encoder.transform(groups)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from skhbnn.alignment import align_chains
+from skhbnn.alignment import align, align_chains, align_draws
 from skhbnn.network import NetworkSpec, forward
 from skhbnn.priors import MvNormalPrior, informed_prior
 
@@ -64,6 +64,65 @@ def test_align_chains_leaves_reference_and_input_untouched():
         np.testing.assert_array_equal(two[k], before[k])
         np.testing.assert_array_equal(aligned[k][0], two[k][0])
         np.testing.assert_allclose(aligned[k][1], aligned[k][0], atol=1e-12)
+
+
+def _switch_labels_per_draw(post, rng, every=3):
+    """Label switching inside one chain: every ``every``-th draw is an equivalent
+    mode (units permuted and sign-flipped), the others stay as they are."""
+    out = {k: v.copy() for k, v in post.items()}
+    for s in range(0, post["w0"].shape[1], every):
+        draw = {k: v[:, s : s + 1] for k, v in out.items()}
+        switched = _permute_and_flip(draw, rng)
+        for k in out:
+            out[k][:, s : s + 1] = switched[k]
+    return out
+
+
+def test_align_draws_undoes_label_switching_inside_a_chain():
+    rng = np.random.default_rng(4)
+    post = _fake_posterior(rng)
+    sds = {k: np.full((1, 200), 0.3) for k in SPEC.param_shapes()}
+    switched = _switch_labels_per_draw(post, rng)
+    clean = informed_prior(post, sds, SPEC, align="draws")
+    fixed = informed_prior(switched, sds, SPEC, align="draws")
+    for k in SPEC.param_shapes():
+        np.testing.assert_allclose(fixed.covs[k], clean.covs[k], atol=1e-10)
+    # Chain alignment cannot see it: one chain, one (mixed) mean.
+    mush = informed_prior(switched, sds, SPEC, align="chains")
+    assert np.abs(mush.covs["w0"] - clean.covs["w0"]).max() > 0.5
+    # The network function of every draw is unchanged by the alignment.
+    aligned = align_draws(switched, SPEC)
+    X = rng.normal(size=(7, 2))
+    np.testing.assert_allclose(
+        forward(aligned, X, SPEC), forward(switched, X, SPEC), atol=1e-10
+    )
+
+
+def test_align_draws_handles_chains_and_a_group_axis():
+    rng = np.random.default_rng(5)
+    post = _fake_posterior(rng, n_draws=30)
+    copy = _permute_and_flip(post, rng)
+    two = {k: np.concatenate([v, copy[k]]) for k, v in post.items()}
+    grouped = {k: np.repeat(v[:, :, None], 3, axis=2) for k, v in two.items()}  # (C, S, G, ...)
+    aligned = align_draws(grouped, SPEC)
+    for k in SPEC.param_shapes():
+        assert aligned[k].shape == grouped[k].shape
+        np.testing.assert_allclose(aligned[k][1], aligned[k][0], atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["draw", "yes", 1.5, 0])
+def test_align_option_is_validated(bad):
+    with pytest.raises(ValueError, match="align must be one of"):
+        align({}, SPEC, bad)
+
+
+def test_align_booleans_mean_draws_and_none():
+    rng = np.random.default_rng(6)
+    post = _fake_posterior(rng, n_draws=10)
+    assert align(post, SPEC, False) is post
+    on = align(post, SPEC, True)
+    for k in post:
+        np.testing.assert_array_equal(on[k], align_draws(post, SPEC)[k])
 
 
 def test_informed_prior_moments_match_the_seeds_sampling_recipe():
