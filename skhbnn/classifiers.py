@@ -206,9 +206,24 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         X = self._check_fitted_X(X)
         return posterior_moments(flatten_chains(self.posterior_draws_), X, self.network_)
 
-    def predict_proba(self, X):
-        """Posterior-mean class probabilities, shape (n_samples, n_classes)."""
-        return self._moments(X)[0]
+    def predict_proba(self, X, return_std=False):
+        """Posterior-mean class probabilities, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return :meth:`predict_std`'s sd, computed in the same pass
+            over the posterior draws (half the work of two calls).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        std : ndarray of shape (n_samples, n_classes)
+            Only when ``return_std=True``.
+        """
+        mean, std = self._moments(X)
+        return (mean, std) if return_std else mean
 
     def predict_std(self, X):
         """Posterior sd of the class probabilities, shape (n_samples, n_classes)."""
@@ -473,7 +488,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
             mean[rows], std[rows] = posterior_moments(params, X[rows], self.network_)
         return mean, std
 
-    def predict_proba(self, X, groups=None):
+    def predict_proba(self, X, groups=None, return_std=False):
         """Posterior-mean class probabilities, shape (n_samples, n_classes).
 
         Parameters
@@ -481,8 +496,17 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         X : array-like or DataFrame of shape (n_samples, n_features)
         groups : array-like of shape (n_samples,), default=None
             Group of each row; ignored when ``group_column`` is set.
+        return_std : bool, default=False
+            Also return :meth:`predict_std`'s sd, from the same pass.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        std : ndarray of shape (n_samples, n_classes)
+            Only when ``return_std=True``.
         """
-        return self._moments(X, groups)[0]
+        mean, std = self._moments(X, groups)
+        return (mean, std) if return_std else mean
 
     def predict_std(self, X, groups=None):
         """Posterior sd of the class probabilities, shape (n_samples, n_classes)."""

@@ -74,7 +74,7 @@ def _activate(name: str, a, xp):
     return a
 
 
-def forward(params, X, spec: NetworkSpec, xp=np):
+def forward(params, X, spec: NetworkSpec, xp=np, hidden_dtype=None):
     """Logits of the network.
 
     Parameters
@@ -87,6 +87,11 @@ def forward(params, X, spec: NetworkSpec, xp=np):
     spec : NetworkSpec
     xp : module
         ``numpy`` or ``pytensor.tensor``.
+    hidden_dtype : numpy dtype, optional
+        numpy only: cast every hidden pre-activation to this dtype before the
+        activation (prediction runs the hidden layers in float32; pass the
+        weights of layers >= 1 in that dtype too).  The first layer's
+        ``X @ w0 + b0`` is computed in the inputs' own precision.
 
     Returns
     -------
@@ -96,8 +101,14 @@ def forward(params, X, spec: NetworkSpec, xp=np):
     for layer in range(spec.n_layers):
         h = xp.matmul(h, params[f"w{layer}"])  # (*batch, n, out)
         if spec.use_bias:
-            h = h + params[f"b{layer}"][..., None, :]
+            b = params[f"b{layer}"][..., None, :]
+            if xp is np and np.broadcast_shapes(h.shape, b.shape) == h.shape:
+                np.add(h, b, out=h)  # h is matmul's fresh array: 2.4x cheaper in place
+            else:
+                h = h + b
         if layer < spec.n_layers - 1:
+            if hidden_dtype is not None:
+                h = h.astype(hidden_dtype, copy=False)
             h = _activate(spec.activation, h, xp)
     return h
 

@@ -256,9 +256,14 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             mean[rows], std[rows] = est._moments(X[rows])
         return mean, std
 
-    def predict_proba(self, X, groups=None):
-        """Class probabilities from each row's group model, (n_samples, n_classes)."""
-        return self._moments(X, groups)[0]
+    def predict_proba(self, X, groups=None, return_std=False):
+        """Class probabilities from each row's group model, (n_samples, n_classes).
+
+        With ``return_std=True``, also the posterior sd (as :meth:`predict_std`),
+        from the same pass: returns ``(proba, std)``.
+        """
+        mean, std = self._moments(X, groups)
+        return (mean, std) if return_std else mean
 
     def predict_std(self, X, groups=None):
         """Posterior sd of the class probabilities, (n_samples, n_classes)."""

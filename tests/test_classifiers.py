@@ -43,8 +43,9 @@ def test_predict_proba_is_exact_average_over_draws(flat, binary_data):
     w = {k: v[0] for k, v in flat.posterior_draws_.items()}
     a = np.tanh(X @ w["w0"] + w["b0"][:, None, :])
     p1 = 1 / (1 + np.exp(-(a @ w["w1"] + w["b1"][:, None, :])[..., 0]))
-    np.testing.assert_allclose(flat.predict_proba(X)[:, 1], p1.mean(axis=0))
-    np.testing.assert_allclose(flat.predict_std(X)[:, 1], p1.std(axis=0))
+    # Prediction runs the hidden layers in float32: equal to 1e-7.
+    np.testing.assert_allclose(flat.predict_proba(X)[:, 1], p1.mean(axis=0), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(flat.predict_std(X)[:, 1], p1.std(axis=0), rtol=0, atol=1e-7)
 
 
 def test_string_labels_and_multiclass():
@@ -179,3 +180,15 @@ def test_not_fitted():
         BayesianMLPClassifier().predict(np.zeros((2, 2)))
     with pytest.raises(NotFittedError):
         HierarchicalBayesianMLPClassifier().predict_std(np.zeros((2, 2)), groups=[1, 2])
+
+
+def test_predict_proba_return_std_is_one_pass_of_both(flat, hier, binary_data, moons_groups):
+    X, _ = binary_data
+    proba, std = flat.predict_proba(X, return_std=True)
+    np.testing.assert_array_equal(proba, flat.predict_proba(X))
+    np.testing.assert_array_equal(std, flat.predict_std(X))
+    X, _, g = moons_groups
+    groups = np.array(["a", "b", "c", "new"], dtype=object)[g]
+    proba, std = hier.predict_proba(X, groups=groups, return_std=True)
+    np.testing.assert_array_equal(proba, hier.predict_proba(X, groups=groups))
+    np.testing.assert_array_equal(std, hier.predict_std(X, groups=groups))

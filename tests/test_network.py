@@ -3,6 +3,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
+from skhbnn._base import posterior_moments
 from skhbnn.network import NetworkSpec, forward, logits_to_proba
 
 
@@ -57,3 +58,52 @@ def test_logits_to_proba_binary_and_softmax():
     multi = logits_to_proba(np.array([[1.0, 2.0, 3.0], [1e4, 0.0, -1e4]]))
     np.testing.assert_allclose(multi.sum(axis=1), 1.0)
     assert np.all(np.isfinite(multi))
+
+
+def _reference_moments(params, X, spec):
+    proba = logits_to_proba(forward(params, X, spec))  # float64 throughout
+    return proba.mean(axis=0), proba.std(axis=0)
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_posterior_moments_match_a_float64_two_pass_reference(n_outputs, use_bias):
+    """Hidden layers run in float32 and chunks merge: still within 1e-6."""
+    spec = NetworkSpec(3, (6, 4), n_outputs, "tanh", use_bias=use_bias)
+    rng = np.random.default_rng(0)
+    params = {k: rng.normal(size=(700, *s)) for k, s in spec.param_shapes().items()}
+    X = rng.normal(size=(5000, 3))  # more rows than one row block
+    mean, std = posterior_moments(params, X, spec)
+    ref_mean, ref_std = _reference_moments(params, X, spec)
+    k = max(2, n_outputs)
+    assert mean.dtype == std.dtype == np.float64 and mean.shape == (5000, k)
+    np.testing.assert_allclose(mean, ref_mean, atol=1e-6)
+    np.testing.assert_allclose(std, ref_std, atol=1e-6)
+
+
+def test_posterior_moments_keep_large_input_offsets_exact():
+    """Features near 1e6 (timestamps, raw money): the first layer's X @ w0 + b0
+    cancels to O(1) and must not be rounded to float32 first."""
+    spec = NetworkSpec(2, (5,), 1, "tanh", use_bias=True)
+    rng = np.random.default_rng(1)
+    params = {k: rng.normal(size=(50, *s)) for k, s in spec.param_shapes().items()}
+    offset = np.array([1e6, -3e6])
+    params["b0"] = params["b0"] - np.einsum("i,sio->so", offset, params["w0"])
+    X = offset + rng.normal(size=(300, 2))
+    mean, std = posterior_moments(params, X, spec)
+    ref_mean, ref_std = _reference_moments(params, X, spec)
+    np.testing.assert_allclose(mean, ref_mean, atol=1e-6)
+    np.testing.assert_allclose(std, ref_std, atol=1e-6)
+
+
+def test_posterior_moments_do_not_depend_on_the_other_rows():
+    """Up to float32 rounding (BLAS may sum a 1-row product in another order)."""
+    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=True)
+    rng = np.random.default_rng(2)
+    params = {k: rng.normal(size=(300, *s)) for k, s in spec.param_shapes().items()}
+    X = rng.normal(size=(9000, 2))
+    full = posterior_moments(params, X, spec)
+    for rows in (slice(0, 1), slice(4090, 4200), slice(8999, 9000)):
+        part = posterior_moments(params, X[rows], spec)
+        for a, b in zip(part, full):
+            np.testing.assert_allclose(a, b[rows], rtol=0, atol=1e-7)

@@ -130,7 +130,9 @@ def test_predict_proba_permutes_with_rows(kind, fits, data):
     perm = np.array(data.draw(st.permutations(range(len(X)))))
     full = _proba(est, X, groups)
     permuted = _proba(est, X[perm], None if groups is None else groups[perm])
-    np.testing.assert_allclose(permuted, full[perm], rtol=1e-12, atol=1e-15)
+    # Hidden layers run in float32: BLAS may round a row differently with
+    # other rows around it, far below any decision (1e-7).
+    np.testing.assert_allclose(permuted, full[perm], rtol=0, atol=1e-7)
     assert np.all(np.isfinite(full)) and np.all((full >= 0) & (full <= 1))
     np.testing.assert_allclose(full.sum(axis=1), 1.0, atol=1e-12)
 
@@ -147,7 +149,7 @@ def test_predict_proba_of_any_rows_is_the_same(kind, fits, data):
     )
     full = _proba(est, X, groups)
     subset = _proba(est, X[rows], None if groups is None else groups[rows])
-    np.testing.assert_allclose(subset, full[rows], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(subset, full[rows], rtol=0, atol=1e-7)
 
 
 @pytest.mark.parametrize("kind", ["flat", "hier"])
