@@ -20,7 +20,7 @@ from .groups import (
     GroupEncoder,
     check_groups,
     pad_by_group,
-    split_group_column,
+    resolve_groups,
 )
 from .alignment import check_align
 from .models import build_flat_model, build_hierarchical_model
@@ -342,14 +342,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     # ------------------------------------------------------------ groups
     def _split_groups(self, X, groups):
         """Features and raw group labels (or None), from X's column or ``groups``."""
-        if self.group_column is not None:
-            if groups is not None:
-                raise ValueError(
-                    f"groups were passed although group_column={self.group_column!r} "
-                    "is set; give groups either as a column of X or as groups=, not both."
-                )
-            return split_group_column(X, self.group_column)
-        return X, groups
+        return resolve_groups(X, groups, self.group_column)
 
     def _group_codes(self, groups, n_samples: int) -> np.ndarray:
         """Integer codes of fitted groups; -1 for groups never seen in fit."""

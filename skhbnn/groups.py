@@ -96,6 +96,19 @@ def split_group_column(X, group_column):
     return np.delete(arr, col, axis=1), arr[:, col].astype(object)
 
 
+def resolve_groups(X, groups, group_column):
+    """``(features, groups)``: from X's ``group_column`` when it is set (then
+    ``groups`` must be None), else ``X`` and ``groups`` unchanged."""
+    if group_column is None:
+        return X, groups
+    if groups is not None:
+        raise ValueError(
+            f"groups were passed although group_column={group_column!r} is set; "
+            "give groups either as a column of X or as groups=, not both."
+        )
+    return split_group_column(X, group_column)
+
+
 def pad_by_group(X: np.ndarray, y: np.ndarray, codes: np.ndarray, n_groups: int):
     """Lay rows out as ``(n_groups, max_rows, n_features)`` for batched matmul.
 

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import check_training_data, validate_X
 from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
-from .groups import GroupEncoder, check_groups, split_group_column
+from .groups import GroupEncoder, check_groups, resolve_groups
 
 # Parameters a default flat estimator inherits from the hierarchical one.
 _SHARED_PARAMS = (
@@ -117,14 +117,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ helpers
     def _split(self, X, groups):
-        if self.group_column is None:
-            return X, groups
-        if groups is not None:
-            raise ValueError(
-                f"groups were passed although group_column={self.group_column!r} is "
-                "set; give groups either as a column of X or as groups=, not both."
-            )
-        return split_group_column(X, self.group_column)
+        return resolve_groups(X, groups, self.group_column)
 
     def _hierarchical(self, X, y, groups):
         if self.estimator is None:

@@ -1,6 +1,5 @@
 """scikit-learn's own conformance checks, with small samplers."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhbnn import (
