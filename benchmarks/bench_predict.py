@@ -11,7 +11,7 @@ One flat 2-5-5-1 BNN (the seed's first group) is fitted once with 2 chains x
   over draws;
 * skhbnn: ``predict_proba(grid, return_std=True)``: exact posterior means and
   sds of the probabilities from one chunked numpy pass over the draws (hidden
-  layers in float32).
+  layers in float32); then the same with ``n_jobs=-1`` (one thread per CPU).
 
 Each method runs in its own fresh process, so its peak resident memory is
 measured alone (the kernel's high-water mark is reset just before the call;
@@ -59,9 +59,10 @@ def _reset_peak() -> bool:
         return False
 
 
-def _predict_skhbnn(workdir, grid):
+def _predict_skhbnn(workdir, grid, n_jobs=None):
     with open(os.path.join(workdir, "clf.pkl"), "rb") as fh:
         clf = pickle.load(fh)
+    clf.set_params(n_jobs=n_jobs)
 
     def call():
         # Mean and sd from one pass, as the seed gets both from one
@@ -108,7 +109,10 @@ def _worker(method: str, workdir: str, grid_n: int) -> None:
     """Run one method in this (fresh) process; print a JSON line of results."""
     quiet()
     grid = _grid(grid_n)
-    call = (_predict_skhbnn if method == "skhbnn" else _predict_seed)(workdir, grid)
+    if method == "seed":
+        call = _predict_seed(workdir, grid)
+    else:
+        call = _predict_skhbnn(workdir, grid, n_jobs=-1 if method == "skhbnn-threads" else None)
     before = _memory_kib()
     reset = _reset_peak()
     t = {}
@@ -173,12 +177,14 @@ def run(quick: bool = False, seed: int = 1) -> dict:
         np.savez(os.path.join(workdir, "draws.npz"), X=X, y=y, **d)
         seed_res = _spawn("seed", workdir, s["grid"])
         ours = _spawn("skhbnn", workdir, s["grid"])
+        threads = _spawn("skhbnn-threads", workdir, s["grid"])
         a = np.load(os.path.join(workdir, "seed.npz"))
         b = np.load(os.path.join(workdir, "skhbnn.npz"))
         gap_mean = float(np.max(np.abs(a["mean"] - b["mean"])))
     for name, res in (
         ("seed (sample_posterior_predictive)", seed_res),
         ("skhbnn", ours),
+        (f"skhbnn, n_jobs=-1 ({os.cpu_count()} CPUs)", threads),
     ):
         row(f"{name}: wall / CPU", seconds(res["time"]), seconds(res["time_cpu"]))
         row(
@@ -188,8 +194,11 @@ def run(quick: bool = False, seed: int = 1) -> dict:
         )
     row("RATIO wall (seed / skhbnn)", ratio(seed_res["time"], ours["time"]))
     row("RATIO CPU (seed / skhbnn)", ratio(seed_res["time_cpu"], ours["time_cpu"]))
+    row("RATIO wall (seed / skhbnn, n_jobs=-1)", ratio(seed_res["time"], threads["time"]))
+    row("RATIO CPU (seed / skhbnn, n_jobs=-1)", ratio(seed_res["time_cpu"], threads["time_cpu"]))
     # The seed's Bernoulli average carries Monte-Carlo error (sd <= 0.5 /
     # sqrt(draws)); skhbnn's mean is exact.  (The seed's sd is the sd of 0/1
     # outcomes, skhbnn's the sd of the probability: different quantities.)
     row("max |P(class 1) difference| over grid", f"{gap_mean:.3f}")
-    return {"seed": seed_res, "skhbnn": ours, "max_mean_gap": gap_mean}
+    return {"seed": seed_res, "skhbnn": ours, "skhbnn_threads": threads,
+            "max_mean_gap": gap_mean}

@@ -4,9 +4,12 @@ prediction from stored posterior draws."""
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -56,14 +59,16 @@ def _chunk_probabilities(params: dict, X: np.ndarray, spec: NetworkSpec) -> np.n
     return logits_to_proba(logits.astype(_PREDICT_DTYPE, copy=False))
 
 
-def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec):
+def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=None):
     """Posterior mean and sd of class probabilities, in one chunked pass.
 
     ``params`` hold draws with a leading draw axis: ``w{l}`` of shape
     ``(S, in, out)``.  Returns two float64 arrays of shape
     ``(n, n_classes)``.  Chunk means and sums of squared deviations are
     merged in float64 (Chan et al.'s pairwise update), so the sd is as
-    accurate as a two-pass ``std`` over all draws.
+    accurate as a two-pass ``std`` over all draws.  With ``n_jobs`` other
+    than 1, chunks run on that many threads (numpy releases the GIL); they
+    are merged in a fixed order, so the result does not depend on ``n_jobs``.
     """
     n_draws = next(iter(params.values())).shape[0]
     width = max(spec.layer_sizes[1:])
@@ -74,24 +79,33 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec):
         if k in spec.param_shapes()
     }
     X = np.asarray(X, dtype=np.float64)
+    tasks = [
+        (slice(r0, r0 + _PREDICT_ROWS), slice(d0, d0 + per_chunk))
+        for r0 in range(0, X.shape[0], _PREDICT_ROWS)
+        for d0 in range(0, n_draws, per_chunk)
+    ]
+
+    def chunk_stats(task):
+        rows, draws = task
+        p = _chunk_probabilities({k: v[draws] for k, v in params.items()}, X[rows], spec)
+        c_mean = p.mean(axis=0, dtype=np.float64)
+        dev = p - c_mean.astype(p.dtype)
+        return p.shape[0], c_mean, np.einsum("srk,srk->rk", dev, dev, dtype=np.float64)
+
+    n_threads = min(effective_n_jobs(n_jobs), len(tasks))
     k_out = 1 if spec.n_outputs == 1 else spec.n_outputs
     mean = np.zeros((X.shape[0], k_out))
     m2 = np.zeros((X.shape[0], k_out))
-    for start in range(0, X.shape[0], _PREDICT_ROWS):
-        rows = slice(start, start + _PREDICT_ROWS)
-        seen = 0
-        for d0 in range(0, n_draws, per_chunk):
-            chunk = {k: v[d0 : d0 + per_chunk] for k, v in params.items()}
-            p = _chunk_probabilities(chunk, X[rows], spec)  # (s, r, k)
-            s = p.shape[0]
-            c_mean = p.mean(axis=0, dtype=np.float64)
-            dev = p - c_mean.astype(p.dtype)
-            c_m2 = np.einsum("srk,srk->rk", dev, dev, dtype=np.float64)
-            total = seen + s
+    seen = np.zeros(X.shape[0])
+    with ThreadPoolExecutor(n_threads) if n_threads > 1 else nullcontext() as pool:
+        results = pool.map(chunk_stats, tasks) if pool else map(chunk_stats, tasks)
+        for (rows, _), (s, c_mean, c_m2) in zip(tasks, results):
+            before = seen[rows][:, None]
+            total = before + s
             delta = c_mean - mean[rows]
             mean[rows] += delta * (s / total)
-            m2[rows] += c_m2 + delta**2 * (seen * s / total)
-            seen = total
+            m2[rows] += c_m2 + delta**2 * (before * s / total)
+            seen[rows] += s
     std = np.sqrt(np.maximum(m2 / n_draws, 0.0))
     if spec.n_outputs == 1:
         # P(class 0) = 1 - P(class 1) has the same sd.
@@ -224,6 +238,11 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
         "advi_iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "progressbar": ["boolean", StrOptions({"auto"})],
+        "n_jobs": [
+            None,
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, None, -1, closed="right"),
+        ],
     }
 
     # ------------------------------------------------------------------ fit

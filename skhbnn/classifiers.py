@@ -51,6 +51,10 @@ _SAMPLING_DOC = """
     progressbar : bool or "auto", default="auto"
         Show a progress bar while fitting; "auto" shows it in an interactive
         terminal only.
+    n_jobs : int, default=None
+        Threads for prediction (``predict``, ``predict_proba``,
+        ``predict_std``): ``None`` means 1, ``-1`` all CPUs.  Results do not
+        depend on it.  Fitting runs ``chains`` chains in parallel regardless.
 """
 
 
@@ -129,6 +133,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         advi_iterations=30000,
         random_state=None,
         progressbar="auto",
+        n_jobs=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -144,6 +149,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         self.advi_iterations = advi_iterations
         self.random_state = random_state
         self.progressbar = progressbar
+        self.n_jobs = n_jobs
 
     def _posterior_names(self, spec):
         return list(spec.param_shapes())
@@ -204,7 +210,9 @@ class BayesianMLPClassifier(BaseBayesianMLP):
 
     def _moments(self, X):
         X = self._check_fitted_X(X)
-        return posterior_moments(flatten_chains(self.posterior_draws_), X, self.network_)
+        return posterior_moments(
+            flatten_chains(self.posterior_draws_), X, self.network_, n_jobs=self.n_jobs
+        )
 
     def predict_proba(self, X, return_std=False):
         """Posterior-mean class probabilities, shape (n_samples, n_classes).
@@ -315,6 +323,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         advi_iterations=30000,
         random_state=None,
         progressbar="auto",
+        n_jobs=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -332,6 +341,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         self.advi_iterations = advi_iterations
         self.random_state = random_state
         self.progressbar = progressbar
+        self.n_jobs = n_jobs
 
     def _posterior_names(self, spec):
         names = []
@@ -478,7 +488,9 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
                 params = self.group_params(None)
             else:
                 params = {k: draws[k][:, code] for k in names}
-            mean[rows], std[rows] = posterior_moments(params, X[rows], self.network_)
+            mean[rows], std[rows] = posterior_moments(
+                params, X[rows], self.network_, n_jobs=self.n_jobs
+            )
         return mean, std
 
     def predict_proba(self, X, groups=None, return_std=False):

@@ -18,6 +18,7 @@ from .groups import GroupEncoder, check_groups, resolve_groups
 _SHARED_PARAMS = (
     "hidden_layer_sizes", "activation", "use_bias", "inference", "sampler", "draws",
     "tune", "chains", "target_accept", "advi_iterations", "random_state", "progressbar",
+    "n_jobs",
 )
 _STRUCTURE_PARAMS = ("hidden_layer_sizes", "activation", "use_bias")
 

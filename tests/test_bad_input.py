@@ -394,6 +394,8 @@ BAD_PARAMS = {
     ),
     "hidden=0": ({"hidden_layer_sizes": 0}, _invalid("hidden_layer_sizes")),
     "prior_sd=0": ({"prior_sd": 0.0}, _invalid("prior_sd")),
+    "n_jobs=0": ({"n_jobs": 0}, _invalid("n_jobs")),
+    "n_jobs=1.5": ({"n_jobs": 1.5}, _invalid("n_jobs")),
     "advi_iterations=0": (
         {"inference": "advi", "advi_iterations": 0},
         _invalid("advi_iterations"),

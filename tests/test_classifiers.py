@@ -192,3 +192,17 @@ def test_predict_proba_return_std_is_one_pass_of_both(flat, hier, binary_data, m
     proba, std = hier.predict_proba(X, groups=groups, return_std=True)
     np.testing.assert_array_equal(proba, hier.predict_proba(X, groups=groups))
     np.testing.assert_array_equal(std, hier.predict_std(X, groups=groups))
+
+
+def test_prediction_threads_give_identical_results(flat, hier, binary_data, moons_groups):
+    import copy
+
+    X, _ = binary_data
+    threaded = copy.deepcopy(flat).set_params(n_jobs=2)
+    np.testing.assert_array_equal(threaded.predict_proba(X), flat.predict_proba(X))
+    X, _, g = moons_groups
+    groups = np.array(["a", "b", "c", "d"], dtype=object)[g]
+    threaded = copy.deepcopy(hier).set_params(n_jobs=-1)
+    np.testing.assert_array_equal(
+        threaded.predict_std(X, groups=groups), hier.predict_std(X, groups=groups)
+    )

@@ -107,3 +107,15 @@ def test_posterior_moments_do_not_depend_on_the_other_rows():
         part = posterior_moments(params, X[rows], spec)
         for a, b in zip(part, full):
             np.testing.assert_allclose(a, b[rows], rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("n_jobs", [2, -1])
+def test_posterior_moments_do_not_depend_on_n_jobs(n_jobs):
+    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=True)
+    rng = np.random.default_rng(3)
+    params = {k: rng.normal(size=(900, *s)) for k, s in spec.param_shapes().items()}
+    X = rng.normal(size=(9000, 2))  # 3 row blocks x several draw chunks
+    serial = posterior_moments(params, X, spec)
+    threaded = posterior_moments(params, X, spec, n_jobs=n_jobs)
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)

@@ -141,6 +141,24 @@ def test_cross_val_score_with_group_column_in_X(six):
     assert scores.mean() > 0.75
 
 
+@pytest.mark.parametrize("kind", ["flat", "hier"])
+def test_cross_validation_folds_compile_once(kind, six, monkeypatch):
+    """Refits of one structure re-use one compiled model with new data."""
+    nutpie = pytest.importorskip("nutpie")
+    compiles = []
+    real = nutpie.compile_pymc_model
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or real(*a, **k))
+    monkeypatch.setattr(skhbnn.inference, "_compiled_cache", skhbnn.inference.OrderedDict())
+    df, y = six
+    if kind == "flat":
+        est, X = BayesianMLPClassifier(hidden_layer_sizes=(3,), **TINY), df[FEATURES]
+    else:
+        est, X = HierarchicalBayesianMLPClassifier(group_column="store", **TINY), df
+    # Folds of equal size: the same data shapes in every fit.
+    scores = cross_val_score(est, X, y, cv=KFold(3, shuffle=True, random_state=1))
+    assert len(scores) == 3 and len(compiles) == 1
+
+
 def test_group_kfold_predicts_unseen_stores_from_the_population(stores):
     """Every test fold is made of stores never seen in fit: they are predicted
     by the population predictive, well above chance (Bayes-optimal is ~0.86
