@@ -96,16 +96,14 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     k_out = 1 if spec.n_outputs == 1 else spec.n_outputs
     mean = np.zeros((X.shape[0], k_out))
     m2 = np.zeros((X.shape[0], k_out))
-    seen = np.zeros(X.shape[0])
     with ThreadPoolExecutor(n_threads) if n_threads > 1 else nullcontext() as pool:
         results = pool.map(chunk_stats, tasks) if pool else map(chunk_stats, tasks)
-        for (rows, _), (s, c_mean, c_m2) in zip(tasks, results):
-            before = seen[rows][:, None]
+        for (rows, draws), (s, c_mean, c_m2) in zip(tasks, results):
+            before = draws.start  # a row block's chunks arrive in draw order
             total = before + s
             delta = c_mean - mean[rows]
             mean[rows] += delta * (s / total)
             m2[rows] += c_m2 + delta**2 * (before * s / total)
-            seen[rows] += s
     std = np.sqrt(np.maximum(m2 / n_draws, 0.0))
     if spec.n_outputs == 1:
         # P(class 0) = 1 - P(class 1) has the same sd.
