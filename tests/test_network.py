@@ -119,3 +119,17 @@ def test_posterior_moments_do_not_depend_on_n_jobs(n_jobs):
     threaded = posterior_moments(params, X, spec, n_jobs=n_jobs)
     for a, b in zip(threaded, serial):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_units_major_forward_is_the_transposed_forward(use_bias):
+    spec = NetworkSpec(3, (4, 2), 3, "tanh", use_bias=use_bias)
+    rng = np.random.default_rng(4)
+    params = {k: rng.normal(size=(6, *s)) for k, s in spec.param_shapes().items()}
+    X = rng.normal(size=(11, 3))
+    np.testing.assert_allclose(
+        forward(params, X.T, spec, units_major=True),
+        np.swapaxes(forward(params, X, spec), -1, -2),
+        rtol=1e-12,
+        atol=1e-12,
+    )
