@@ -31,17 +31,6 @@ from scipy.optimize import linear_sum_assignment
 from .network import ODD_ACTIVATIONS, NetworkSpec
 
 
-def _unit_features(params, layer: int, chain: int, use_bias: bool) -> np.ndarray:
-    """(n_units, n_in [+1]) posterior-mean incoming weights of each unit."""
-    w = params[f"w{layer}"][chain]  # (S, *group, in, out)
-    w = w.reshape(-1, *w.shape[-2:]).mean(axis=0)  # (in, out)
-    feats = [w.T]
-    if use_bias:
-        b = params[f"b{layer}"][chain]
-        feats.append(b.reshape(-1, b.shape[-1]).mean(axis=0)[:, None])
-    return np.concatenate(feats, axis=1)
-
-
 def match_units(
     units: np.ndarray, reference: np.ndarray, allow_sign_flip: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -86,27 +75,38 @@ def align_chains(params: dict[str, np.ndarray], spec: NetworkSpec, reference: in
         New arrays; the input is not modified.
     """
     out = {k: np.array(v, copy=True) for k, v in params.items()}
-    n_chains = next(iter(out.values())).shape[0]
     flip = spec.activation in ODD_ACTIVATIONS
-    for chain in range(n_chains):
-        if chain == reference:
-            continue
-        for layer in range(spec.n_layers - 1):  # hidden layers only
-            perm, sign = match_units(
-                _unit_features(out, layer, chain, spec.use_bias),
-                _unit_features(out, layer, reference, spec.use_bias),
-                allow_sign_flip=flip,
-            )
-            # Outgoing side of this layer: columns of w{layer} (and b{layer}).
-            w = out[f"w{layer}"]
-            w[chain] = np.take(w[chain], perm, axis=-1) * sign
-            if spec.use_bias:
-                b = out[f"b{layer}"]
-                b[chain] = np.take(b[chain], perm, axis=-1) * sign
-            # Incoming side of the next layer: rows of w{layer + 1}.
-            w_next = out[f"w{layer + 1}"]
-            w_next[chain] = np.take(w_next[chain], perm, axis=-2) * sign[:, None]
+    shapes = spec.param_shapes()
+    for layer in range(spec.n_layers - 1):  # hidden layers only
+        # Each chain's units described by their mean over draws (and groups).
+        means = {
+            k: out[k].reshape(out[k].shape[0], -1, *shapes[k]).mean(axis=1)
+            for k in _incoming(layer, spec.use_bias)
+        }
+        units = _draw_unit_features(means, layer, spec.use_bias)  # (C, n, F)
+        perm, sign = _match_all(units, units[reference], flip)
+        perm[reference], sign[reference] = np.arange(perm.shape[1]), 1.0
+        _relabel(out, layer, perm, sign, spec.use_bias)
     return out
+
+
+def _incoming(layer: int, use_bias: bool) -> list[str]:
+    return [f"w{layer}", f"b{layer}"] if use_bias else [f"w{layer}"]
+
+
+def _match_all(units: np.ndarray, reference: np.ndarray, allow_sign_flip: bool):
+    """:func:`match_units` of every ``units[i]``; ``perm, sign`` of shape (N, n)."""
+    matches = [match_units(u, reference, allow_sign_flip) for u in units]
+    return np.stack([m[0] for m in matches]), np.stack([m[1] for m in matches])
+
+
+def _relabel(params: dict, layer: int, perm: np.ndarray, sign: np.ndarray, use_bias: bool):
+    """Permute / sign-flip hidden layer ``layer`` of every leading-axis entry
+    (``perm``, ``sign`` of shape (N, n)): the columns of ``w{layer}`` and
+    ``b{layer}`` and the rows of ``w{layer + 1}``, in place in ``params``."""
+    for k in _incoming(layer, use_bias):
+        params[k] = _permute_units(params[k], perm, sign, -1)
+    params[f"w{layer + 1}"] = _permute_units(params[f"w{layer + 1}"], perm, sign, -2)
 
 
 def _draw_unit_features(params, layer: int, use_bias: bool) -> np.ndarray:
@@ -120,8 +120,9 @@ def _draw_unit_features(params, layer: int, use_bias: bool) -> np.ndarray:
     return np.concatenate(feats, axis=2)
 
 
-def _permute_draws(arr: np.ndarray, perm: np.ndarray, sign: np.ndarray, axis: int) -> np.ndarray:
-    """Apply a per-draw permutation/sign (each ``(N, n)``) along ``axis``."""
+def _permute_units(arr: np.ndarray, perm: np.ndarray, sign: np.ndarray, axis: int) -> np.ndarray:
+    """Apply a permutation/sign per leading-axis entry (each ``(N, n)``) along
+    ``axis``; other axes broadcast."""
     shape = [1] * arr.ndim
     shape[0], shape[axis] = perm.shape
     idx = perm.reshape(shape)
@@ -148,16 +149,11 @@ def align_draws(params: dict[str, np.ndarray], spec: NetworkSpec, max_iter: int 
         for layer in hidden:
             units = _draw_unit_features(flat, layer, spec.use_bias)
             refu = _draw_unit_features(ref, layer, spec.use_bias)[0]
-            matches = [match_units(u, refu, allow_sign_flip=flip) for u in units]
-            perm = np.stack([m[0] for m in matches])
-            sign = np.stack([m[1] for m in matches])
+            perm, sign = _match_all(units, refu, flip)
             if (perm == np.arange(perm.shape[1])).all() and (sign == 1).all():
                 continue
             changed = True
-            flat[f"w{layer}"] = _permute_draws(flat[f"w{layer}"], perm, sign, -1)
-            if spec.use_bias:
-                flat[f"b{layer}"] = _permute_draws(flat[f"b{layer}"], perm, sign, -1)
-            flat[f"w{layer + 1}"] = _permute_draws(flat[f"w{layer + 1}"], perm, sign, -2)
+            _relabel(flat, layer, perm, sign, spec.use_bias)
         if not changed:
             break
     for k in names:

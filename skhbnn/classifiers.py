@@ -22,7 +22,6 @@ from .groups import (
     pad_by_group,
     resolve_groups,
 )
-from .alignment import check_align
 from .models import build_flat_model, build_hierarchical_model
 from .network import forward, logits_to_proba
 from .priors import MvNormalPrior, informed_prior
@@ -443,7 +442,6 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
             instead of one per weight matrix / bias vector.
         """
         check_is_fitted(self)
-        check_align(align)
         spec = self.network_
         names = spec.param_shapes()
         means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .alignment import ALIGN_OPTIONS
+
 # The post's accuracies in percent (train, test), as printed in the post.
 POST_RESULTS = {
     "flat": (86.78, 83.78),
@@ -412,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one MvNormal prior over all weights instead of the post's "
                           "one per weight matrix")
     rep.add_argument(
-        "--align", choices=["draws", "chains", "none"], default="draws",
+        "--align", choices=ALIGN_OPTIONS, default="draws",
         help="how hidden units are aligned before building the informed prior",
     )
     # Hidden knobs for tests and experiments.

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import check_training_data, validate_X
+from .alignment import ALIGN_OPTIONS
 from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
 from .groups import GroupEncoder, check_groups, resolve_groups
 
@@ -94,7 +95,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         "group_column": [None, str, Integral],
         "new_groups": [StrOptions({"prior", "error"})],
         "joint_prior": ["boolean"],
-        "align": [StrOptions({"draws", "chains", "none"})],
+        "align": [StrOptions(set(ALIGN_OPTIONS))],
     }
 
     def __init__(
