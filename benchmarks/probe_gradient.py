@@ -8,6 +8,7 @@ Run from the repository root, one variant per process::
     python benchmarks/probe_gradient.py broadcast   # layers as multiply + sum
     python benchmarks/probe_gradient.py bernoulli   # pm.Bernoulli(logit_p=z)
     python benchmarks/probe_gradient.py potential   # pm.Potential(y*z - softplus(z))
+    python benchmarks/probe_gradient.py sigmoid     # tanh(a) as 2 * sigmoid(2a) - 1
 
 Prints the compile time and microseconds per evaluation (3 repeats of 2,000).
 """
@@ -20,7 +21,7 @@ import warnings
 
 import numpy as np
 
-VARIANTS = ("matmul", "broadcast", "bernoulli", "potential")
+VARIANTS = ("matmul", "broadcast", "bernoulli", "potential", "sigmoid")
 
 
 def main(variant: str) -> None:
@@ -49,6 +50,11 @@ def main(variant: str) -> None:
 
         forward = N.forward
         M.forward = lambda p, X_, s, xp=None: forward(p, X_, s, xp=_Namespace())
+    elif variant == "sigmoid":
+        activate = N._activate
+        N._activate = lambda name, a, xp: (
+            2.0 * pt.sigmoid(2.0 * a) - 1.0 if xp is pt and name == "tanh" else activate(name, a, xp)
+        )
     elif variant == "bernoulli":
         M._likelihood = lambda z, y_, s: pm.Bernoulli("y_obs", logit_p=z[..., 0], observed=y_)
     elif variant == "potential":

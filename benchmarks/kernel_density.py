@@ -1,0 +1,274 @@
+"""Hand-written log density and gradient of the BNN models, compiled by numba.
+
+A prototype for the speed issue, not used by the estimators (see
+:mod:`benchmarks.kernel_models` and ``benchmarks/README.md``).
+
+The PyMC models in :mod:`skhbnn.models` define the models; this module
+evaluates the *same* log densities (``tests/test_kernel_density.py`` checks value
+and gradient against PyMC's compiled ``logp``/``dlogp`` at random points) with
+a fused forward and backward pass:
+
+* rows are the contiguous axis (units-major), so every matmul loop runs over
+  long rows and LLVM vectorises it;
+* ``tanh`` is computed from one ``exp`` (``(1 - e) / (1 + e)``,
+  ``e = exp(-2|a|)``, absolute error below 1e-16): libm's ``tanh`` costs three
+  times as much, and with 18 x 50 rows x 10 hidden units it dominated the
+  pytensor-compiled gradient (``benchmarks/probe_gradient.py``);
+* no temporary arrays per operation, one scratch buffer per call.
+
+Functions are compiled with ``cache=True``: numba stores the machine code
+next to this file (or in ``NUMBA_CACHE_DIR``), so a new process loads it in
+milliseconds instead of the ~12 s nutpie spends compiling a pytensor graph.
+
+Parameter vector of one network (``theta``): the arrays of
+``NetworkSpec.param_shapes()`` flattened in that order (``w0, b0, w1, ...``).
+``layout`` rows are ``(n_in, n_out, w_offset, b_offset)`` per layer, with
+``b_offset = -1`` without biases.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Reassociation lets LLVM vectorise the reductions of the backward pass; no
+# "nnan"/"ninf" flags: exp overflow to inf is part of the stable formulas.
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+_JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+
+ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
+
+
+@njit(**_JIT)
+def _activate(H, layer, j, n, act):
+    """``H[layer, j, i] = f(H[layer, j, i])`` for one unit over the rows.
+
+    Everything indexes ``H`` directly: numba array views cost reference
+    counting, which made a view per unit and layer dominate the kernel.
+    """
+    if act == 0:
+        for i in range(n):
+            x = H[layer, j, i]
+            e = math.exp(-2.0 * abs(x))
+            t = (1.0 - e) / (1.0 + e)
+            H[layer, j, i] = t if x >= 0.0 else -t
+    elif act == 1:
+        for i in range(n):
+            H[layer, j, i] = max(H[layer, j, i], 0.0)
+    elif act == 2:
+        for i in range(n):
+            x = H[layer, j, i]
+            if x >= 0.0:
+                H[layer, j, i] = 1.0 / (1.0 + math.exp(-x))
+            else:
+                e = math.exp(x)
+                H[layer, j, i] = e / (1.0 + e)
+
+
+@njit(**_JIT)
+def _scale_by_derivative(H, layer, k, D, c, n, act):
+    """``D[c, k, i] *= f'(a)``, written in terms of the activation ``H = f(a)``."""
+    if act == 0:
+        for i in range(n):
+            h = H[layer, k, i]
+            D[c, k, i] *= 1.0 - h * h
+    elif act == 1:
+        for i in range(n):
+            if H[layer, k, i] <= 0.0:
+                D[c, k, i] = 0.0
+    elif act == 2:
+        for i in range(n):
+            h = H[layer, k, i]
+            D[c, k, i] *= h * (1.0 - h)
+
+
+@njit(**_JIT)
+def _output_loglik(H, top, n_out, y, r0, n, D, c):
+    """Log likelihood of labels ``y[r0:r0 + n]`` given the logits
+    ``H[top, :n_out, :n]``; writes d loglik / d logits into ``D[c]``.
+    One output: Bernoulli on the logit (the two-class Categorical on
+    ``[0, z]`` of the PyMC model); more: softmax."""
+    total = 0.0
+    if n_out == 1:
+        for i in range(n):
+            x = H[top, 0, i]
+            e = math.exp(-abs(x))
+            softplus = max(x, 0.0) + math.log1p(e)
+            p1 = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
+            label = y[r0 + i]
+            total += label * x - softplus
+            D[c, 0, i] = label - p1
+        return total
+    for i in range(n):
+        m = H[top, 0, i]
+        for k in range(1, n_out):
+            m = max(m, H[top, k, i])
+        s = 0.0
+        for k in range(n_out):
+            s += math.exp(H[top, k, i] - m)
+        lse = m + math.log(s)
+        label = y[r0 + i]
+        total += H[top, label, i] - lse
+        for k in range(n_out):
+            D[c, k, i] = -math.exp(H[top, k, i] - lse)
+        D[c, label, i] += 1.0
+    return total
+
+
+@njit(**_JIT)
+def _network_loglik(theta, XT, y, r0, r1, layout, act, H, D, gtheta):
+    """Log likelihood of rows ``r0:r1`` under one network; adds its gradient
+    with respect to ``theta`` into ``gtheta``.
+
+    ``XT`` is (n_features, n_rows); ``H`` (n_layers + 1, max_width, max_rows)
+    and ``D`` (2, max_width, max_rows) are scratch space.
+    """
+    n = r1 - r0
+    n_layers = layout.shape[0]
+    for k in range(layout[0, 0]):
+        for i in range(n):
+            H[0, k, i] = XT[k, r0 + i]
+    for layer in range(n_layers):  # forward
+        n_in, n_out, wo, bo = (
+            layout[layer, 0],
+            layout[layer, 1],
+            layout[layer, 2],
+            layout[layer, 3],
+        )
+        for j in range(n_out):
+            b = theta[bo + j] if bo >= 0 else 0.0
+            for i in range(n):
+                H[layer + 1, j, i] = b
+            for k in range(n_in):
+                w = theta[wo + k * n_out + j]
+                for i in range(n):
+                    H[layer + 1, j, i] += w * H[layer, k, i]
+            if layer < n_layers - 1:
+                _activate(H, layer + 1, j, n, act)
+    cur = 0  # D[cur]: d loglik / d pre-activations of the layer's output
+    total = _output_loglik(H, n_layers, layout[n_layers - 1, 1], y, r0, n, D, cur)
+    for layer in range(n_layers - 1, -1, -1):  # backward
+        n_in, n_out, wo, bo = (
+            layout[layer, 0],
+            layout[layer, 1],
+            layout[layer, 2],
+            layout[layer, 3],
+        )
+        if bo >= 0:
+            for j in range(n_out):
+                s = 0.0
+                for i in range(n):
+                    s += D[cur, j, i]
+                gtheta[bo + j] += s
+        for k in range(n_in):
+            for j in range(n_out):
+                s = 0.0
+                for i in range(n):
+                    s += H[layer, k, i] * D[cur, j, i]
+                gtheta[wo + k * n_out + j] += s
+        if layer > 0:
+            nxt = 1 - cur
+            for k in range(n_in):
+                for i in range(n):
+                    D[nxt, k, i] = 0.0
+                for j in range(n_out):
+                    w = theta[wo + k * n_out + j]
+                    for i in range(n):
+                        D[nxt, k, i] += w * D[cur, j, i]
+                _scale_by_derivative(H, layer, k, D, nxt, n, act)
+            cur = nxt
+    return total
+
+
+@njit(**_JIT)
+def _scratch(layout, max_rows):
+    width = layout[0, 0]
+    for layer in range(layout.shape[0]):
+        width = max(width, layout[layer, 1])
+    H = np.empty((layout.shape[0] + 1, width, max_rows))
+    D = np.empty((2, width, max_rows))
+    return H, D
+
+
+@njit(**_JIT)
+def flat_logp_grad(z, XT, y, layout, act, mean, scale, L, const, grad):
+    """Flat model: ``theta = mean + scale * z`` (independent prior, ``L``
+    empty) or ``theta = mean + L @ z`` (MvNormal prior); ``z ~ N(0, I)``.
+    Returns the log density; writes its gradient with respect to ``z``."""
+    P = z.size
+    n = y.size
+    theta = np.empty(P)
+    dense = L.shape[0] > 0
+    for p in range(P):
+        theta[p] = mean[p]
+        if dense:
+            for q in range(P):
+                theta[p] += L[p, q] * z[q]
+        else:
+            theta[p] += scale[p] * z[p]
+    gtheta = np.zeros(P)
+    H, D = _scratch(layout, max(n, 1))
+    total = const + _network_loglik(theta, XT, y, 0, n, layout, act, H, D, gtheta)
+    for p in range(P):
+        total -= 0.5 * z[p] * z[p]
+        if dense:
+            s = 0.0
+            for q in range(P):
+                s += L[q, p] * gtheta[q]
+            grad[p] = s - z[p]
+        else:
+            grad[p] = scale[p] * gtheta[p] - z[p]
+    return total
+
+
+@njit(**_JIT)
+def hierarchical_logp_grad(
+    x, XT, y, starts, layout, act, player, prior_sd, sd_scale, const, grad
+):
+    """Hierarchical model, non-centred.  ``x`` is ``(log sd_l for each
+    layer, mu (P), raw (G * P))``; ``theta_g = mu + sd[player] * raw_g``,
+    ``mu ~ N(0, prior_sd)``, ``sd_l ~ HalfNormal(sd_scale)``,
+    ``raw ~ N(0, 1)``.  Rows of group ``g`` are ``starts[g]:starts[g+1]``."""
+    n_layers = layout.shape[0]
+    P = player.size
+    G = starts.size - 1
+    total = const
+    sd = np.empty(n_layers)
+    for layer in range(n_layers):
+        u = x[layer]
+        sd[layer] = math.exp(u)
+        r = sd[layer] / sd_scale
+        total += u - 0.5 * r * r
+        grad[layer] = 1.0 - r * r
+    for p in range(P):
+        m = x[n_layers + p]
+        total -= 0.5 * (m / prior_sd) ** 2
+        grad[n_layers + p] = -m / prior_sd**2
+    max_rows = 1
+    for g in range(G):
+        max_rows = max(max_rows, starts[g + 1] - starts[g])
+    H, D = _scratch(layout, max_rows)
+    theta = np.empty(P)
+    gtheta = np.empty(P)
+    gsd = np.zeros(n_layers)
+    for g in range(G):
+        base = n_layers + P + g * P
+        for p in range(P):
+            r = x[base + p]
+            total -= 0.5 * r * r
+            theta[p] = x[n_layers + p] + sd[player[p]] * r
+            gtheta[p] = 0.0
+        if starts[g + 1] > starts[g]:
+            total += _network_loglik(
+                theta, XT, y, starts[g], starts[g + 1], layout, act, H, D, gtheta
+            )
+        for p in range(P):
+            r = x[base + p]
+            grad[base + p] = sd[player[p]] * gtheta[p] - r
+            grad[n_layers + p] += gtheta[p]
+            gsd[player[p]] += gtheta[p] * r
+    for layer in range(n_layers):
+        grad[layer] += gsd[layer] * sd[layer]
+    return total

@@ -1,0 +1,144 @@
+"""The hand-written numba kernel (benchmarks/kernel_density.py) against the
+gradient nutpie compiles from the PyMC model, on the seed's hierarchical
+model (18 groups x 50 points, 2-5-5-1 tanh, no biases).
+
+Run from the repository root::
+
+    python benchmarks/probe_kernel.py            # cost of one logp + gradient
+    python benchmarks/probe_kernel.py --sample [--seed N]
+        # and a 2 x (1000 + 1000) NUTS run through each route
+    python benchmarks/probe_kernel.py --flat
+        # the 18 flat per-group fits through the kernel
+
+The sampling part runs the kernel through nutpie's public Python-callback
+interface (``nutpie.compiled_pyfunc.from_pyfunc``) and the PyMC model
+through ``nutpie.compile_pymc_model``; it prints wall and CPU time, leapfrog
+steps, time per step and divergences of each.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _per_eval(fn, x, repeats=3, n=2000):
+    fn(x)
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn(x)
+        best = min(best, (time.perf_counter() - start) / n)
+    return best * 1e6
+
+
+def flat(seed: int = 1) -> None:
+    """The 18 flat per-group fits through the kernel and nutpie's Python
+    callbacks, 2 chains x (1000 + 1000) each."""
+    warnings.simplefilter("ignore")
+    import nutpie
+
+    from benchmarks.kernel_models import flat_kernel_model
+    from skhbnn.datasets import make_rotated_moons
+    from skhbnn.network import NetworkSpec
+
+    X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
+    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=False)
+    start, cpu = time.perf_counter(), time.process_time()
+    steps = 0
+    for group in range(18):
+        kernel = flat_kernel_model(spec, X[g == group], y[g == group])
+        idata = nutpie.sample(
+            kernel.to_nutpie(),
+            draws=1000,
+            tune=1000,
+            chains=2,
+            cores=2,
+            seed=seed + group,
+            target_accept=0.9,
+            progress_bar=False,
+        )
+        steps += int(idata.sample_stats.n_steps.sum())
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(
+        f"18 flat fits, kernel via from_pyfunc: wall {wall:.1f} s, CPU {cpu:.1f} s, "
+        f"{steps} leapfrog steps in the draws"
+    )
+
+
+def main(sample: bool, seed: int = 1) -> None:
+    warnings.simplefilter("ignore")
+    import nutpie
+
+    from benchmarks.kernel_models import hierarchical_kernel_model
+    from skhbnn.datasets import make_rotated_moons
+    from skhbnn.groups import pad_by_group
+    from skhbnn.models import build_hierarchical_model
+    from skhbnn.network import NetworkSpec
+
+    X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
+    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=False)
+    X_pad, y_pad, idx = pad_by_group(X, y, g, 18)
+    model = build_hierarchical_model(spec, X_pad, y_pad.reshape(-1)[idx], idx)
+
+    start = time.perf_counter()
+    kernel = hierarchical_kernel_model(spec, X, y, g, 18)
+    x0 = np.random.default_rng(0).normal(size=kernel.n_dim) * 0.1
+    kernel.logp(x0)
+    print(f"kernel: load/compile {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    fn = model.logp_dlogp_function(mode="NUMBA", ravel_inputs=True)
+    fn.set_extra_values({})
+    fn(x0)
+    print(f"pytensor (numba): compile {time.perf_counter() - start:.1f} s")
+    grad = np.empty(kernel.n_dim)
+    t_kernel = _per_eval(lambda x: kernel.logp_grad(x, grad), x0)
+    t_pytensor = _per_eval(fn, x0)
+    print(f"kernel:           {t_kernel:.1f} us per logp + gradient")
+    print(f"pytensor (numba): {t_pytensor:.1f} us per logp + gradient")
+    print(f"RATIO pytensor / kernel: {t_pytensor / t_kernel:.2f}x")
+    if not sample:
+        return
+    for name, make in [
+        ("kernel via from_pyfunc", kernel.to_nutpie),
+        ("PyMC model via compile_pymc_model", lambda: nutpie.compile_pymc_model(model)),
+    ]:
+        start, cpu = time.perf_counter(), time.process_time()
+        compiled = make()
+        idata = nutpie.sample(
+            compiled,
+            draws=1000,
+            tune=1000,
+            chains=2,
+            cores=2,
+            seed=seed,
+            target_accept=0.9,
+            progress_bar=False,
+        )
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        stats = idata.sample_stats
+        steps = int(stats.n_steps.sum())
+        print(
+            f"{name}: wall {wall:.1f} s, CPU {cpu:.1f} s (compile + tune + draws), "
+            f"{steps} leapfrog steps in the draws, "
+            f"{int(stats.diverging.sum())} divergences, "
+            f"mean sd0 {float(idata.posterior.sd0.mean()):.3f}"
+        )
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if "--flat" in args:
+        flat()
+        sys.exit()
+    main(
+        "--sample" in args,
+        int(args[args.index("--seed") + 1]) if "--seed" in args else 1,
+    )
