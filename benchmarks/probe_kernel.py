@@ -8,7 +8,9 @@ Run from the repository root::
     python benchmarks/probe_kernel.py --sample [--seed N]
         # and a 2 x (1000 + 1000) NUTS run through each route
     python benchmarks/probe_kernel.py --flat
-        # the 18 flat per-group fits through the kernel
+        # the 18 flat per-group fits through the kernel (Python callbacks)
+    python benchmarks/probe_kernel.py --cfunc
+        # the 18 flat fits through nutpie's compiled route, kernel vs pytensor
 
 The sampling part runs the kernel through nutpie's public Python-callback
 interface (``nutpie.compiled_pyfunc.from_pyfunc``) and the PyMC model
@@ -69,6 +71,102 @@ def flat(seed: int = 1) -> None:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(
         f"18 flat fits, kernel via from_pyfunc: wall {wall:.1f} s, CPU {cpu:.1f} s, "
+        f"{steps} leapfrog steps in the draws"
+    )
+
+
+def flat_cfunc(route: str) -> None:
+    """The 18 flat fits through nutpie's compiled-model route (a numba
+    ``cfunc`` called from Rust, no Python per gradient), with the kernel
+    (``route="kernel"``) or with nutpie's own pytensor gradient
+    (``route="pytensor"``).  Private nutpie API (``nutpie._lib.LogpFunc``),
+    probe only: the data are frozen into one ``cfunc`` per group, whose
+    compile time is reported apart; nutpie's own compile of the PyMC model
+    (needed for its expand function) happens before the clock starts."""
+    import dataclasses
+
+    import numba
+    import nutpie
+    from nutpie import _lib
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    from benchmarks.kernel_density import flat_logp_grad
+    from benchmarks.kernel_models import layout_of
+    from skhbnn.datasets import make_rotated_moons
+    from skhbnn.models import build_flat_model
+    from skhbnn.network import NetworkSpec
+
+    warnings.simplefilter("ignore")
+    X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
+    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=False)
+    layout, player = layout_of(spec)
+    P = player.size
+    sig = numba.types.int64(
+        numba.types.uint64,
+        numba.types.CPointer(numba.types.double),
+        numba.types.CPointer(numba.types.double),
+        numba.types.CPointer(numba.types.double),
+        numba.types.voidptr,
+    )
+
+    def make_cfunc(XT, yy):
+        mean = np.zeros(P)
+        scale = np.ones(P)
+        L = np.empty((0, 0))
+        const = -0.5 * P * np.log(2 * np.pi)
+
+        def f(dim, x_, out_, logp_, ud):
+            x = numba.carray(x_, (P,))
+            out = numba.carray(out_, (P,))
+            lp = numba.carray(logp_, (1,))
+            lp[0] = flat_logp_grad(x, XT, yy, layout, 0, mean, scale, L, const, out)
+            return 0
+
+        return numba.cfunc(sig)(f)
+
+    @dataclasses.dataclass(frozen=True)
+    class KernelCompiled(CompiledPyMCModel):
+        kernel: object = None
+
+        def _make_model(self, init_mean):
+            orig = _lib.LogpFunc
+            try:
+                _lib.LogpFunc = lambda addr, ud, keep: orig(
+                    self.kernel.address, ud, keep
+                )
+                return super()._make_model(init_mean)
+            finally:
+                _lib.LogpFunc = orig
+
+    base = nutpie.compile_pymc_model(build_flat_model(spec, X[g == 0], y[g == 0]))
+    t_compile, steps = 0.0, 0
+    start, cpu = time.perf_counter(), time.process_time()
+    for group in range(18):
+        Xg, yg = X[g == group], y[g == group]
+        model = base.with_data(X=Xg, y=yg)
+        if route == "kernel":
+            t = time.perf_counter()
+            cf = make_cfunc(
+                np.ascontiguousarray(Xg.T), np.ascontiguousarray(yg, dtype=np.int64)
+            )
+            t_compile += time.perf_counter() - t
+            fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
+            model = KernelCompiled(**fields, kernel=cf)
+        idata = nutpie.sample(
+            model,
+            draws=1000,
+            tune=1000,
+            chains=2,
+            cores=2,
+            seed=group,
+            target_accept=0.9,
+            progress_bar=False,
+        )
+        steps += int(idata.sample_stats.n_steps.sum())
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(
+        f"18 flat fits, compiled route, {route} gradient: wall {wall:.1f} s "
+        f"(of which cfunc compiles {t_compile:.1f} s), CPU {cpu:.1f} s, "
         f"{steps} leapfrog steps in the draws"
     )
 
@@ -135,6 +233,10 @@ def main(sample: bool, seed: int = 1) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--cfunc" in args:
+        for route in ("kernel", "pytensor"):
+            flat_cfunc(route)
+        sys.exit()
     if "--flat" in args:
         flat()
         sys.exit()
