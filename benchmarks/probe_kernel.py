@@ -30,6 +30,22 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _sample(model, seed: int):
+    """2 chains x (1000 tune + 1000 draws), the benchmarks' settings."""
+    import nutpie
+
+    return nutpie.sample(
+        model,
+        draws=1000,
+        tune=1000,
+        chains=2,
+        cores=2,
+        seed=seed,
+        target_accept=0.9,
+        progress_bar=False,
+    )
+
+
 def _per_eval(fn, x, repeats=3, n=2000):
     fn(x)
     best = np.inf
@@ -45,8 +61,6 @@ def flat(seed: int = 1) -> None:
     """The 18 flat per-group fits through the kernel and nutpie's Python
     callbacks, 2 chains x (1000 + 1000) each."""
     warnings.simplefilter("ignore")
-    import nutpie
-
     from benchmarks.kernel_models import flat_kernel_model
     from skhbnn.datasets import make_rotated_moons
     from skhbnn.network import NetworkSpec
@@ -57,16 +71,7 @@ def flat(seed: int = 1) -> None:
     steps = 0
     for group in range(18):
         kernel = flat_kernel_model(spec, X[g == group], y[g == group])
-        idata = nutpie.sample(
-            kernel.to_nutpie(),
-            draws=1000,
-            tune=1000,
-            chains=2,
-            cores=2,
-            seed=seed + group,
-            target_accept=0.9,
-            progress_bar=False,
-        )
+        idata = _sample(kernel.to_nutpie(), seed + group)
         steps += int(idata.sample_stats.n_steps.sum())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(
@@ -152,16 +157,7 @@ def flat_cfunc(route: str) -> None:
             t_compile += time.perf_counter() - t
             fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
             model = KernelCompiled(**fields, kernel=cf)
-        idata = nutpie.sample(
-            model,
-            draws=1000,
-            tune=1000,
-            chains=2,
-            cores=2,
-            seed=group,
-            target_accept=0.9,
-            progress_bar=False,
-        )
+        idata = _sample(model, group)
         steps += int(idata.sample_stats.n_steps.sum())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(
@@ -210,16 +206,7 @@ def main(sample: bool, seed: int = 1) -> None:
     ]:
         start, cpu = time.perf_counter(), time.process_time()
         compiled = make()
-        idata = nutpie.sample(
-            compiled,
-            draws=1000,
-            tune=1000,
-            chains=2,
-            cores=2,
-            seed=seed,
-            target_accept=0.9,
-            progress_bar=False,
-        )
+        idata = _sample(compiled, seed)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         stats = idata.sample_stats
         steps = int(stats.n_steps.sum())
