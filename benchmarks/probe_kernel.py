@@ -82,18 +82,20 @@ def flat(seed: int = 1) -> None:
 
 def flat_cfunc(route: str) -> None:
     """The 18 flat fits through nutpie's compiled-model route (a numba
-    ``cfunc`` called from Rust, no Python per gradient), with the kernel
-    (``route="kernel"``) or with nutpie's own pytensor gradient
-    (``route="pytensor"``).  Private nutpie API (``nutpie._lib.LogpFunc``),
-    probe only: the data are frozen into one ``cfunc`` per group, whose
-    compile time is reported apart; nutpie's own compile of the PyMC model
-    (needed for its expand function) happens before the clock starts."""
+    ``cfunc`` called from Rust, no Python per gradient), with the kernel or
+    with nutpie's own pytensor gradient (``route="pytensor"``).  Private
+    nutpie API (``nutpie._lib.LogpFunc``), probe only.  ``"kernel-shared"``
+    compiles one ``cfunc`` that reads each group's data through the
+    ``user_data`` pointer; ``"kernel"`` freezes each group's data into its
+    own ``cfunc``.  ``cfunc`` compile time is reported apart; nutpie's own
+    compile of the PyMC model (needed for its expand function) happens
+    before the clock starts."""
     import dataclasses
 
     import numba
     import nutpie
     from nutpie import _lib
-    from nutpie.compile_pymc import CompiledPyMCModel
+    from nutpie.compile_pymc import CompiledPyMCModel, address_as_void_pointer
 
     from benchmarks.kernel_density import flat_logp_grad
     from benchmarks.kernel_models import layout_of
@@ -129,15 +131,41 @@ def flat_cfunc(route: str) -> None:
 
         return numba.cfunc(sig)(f)
 
+    def make_shared_cfunc():
+        """One ``cfunc`` for every group: ``user_data`` points at an int64
+        header ``(address of XT, address of y, n_rows)``."""
+        mean = np.zeros(P)
+        scale = np.ones(P)
+        L = np.empty((0, 0))
+        const = -0.5 * P * np.log(2 * np.pi)
+        n_features = int(layout[0, 0])
+
+        def f(dim, x_, out_, logp_, ud):
+            header = numba.carray(ud, (3,), np.int64)
+            n = header[2]
+            XT = numba.carray(
+                address_as_void_pointer(header[0]), (n_features, n), np.float64
+            )
+            yy = numba.carray(address_as_void_pointer(header[1]), (n,), np.int64)
+            x = numba.carray(x_, (P,))
+            out = numba.carray(out_, (P,))
+            lp = numba.carray(logp_, (1,))
+            lp[0] = flat_logp_grad(x, XT, yy, layout, 0, mean, scale, L, const, out)
+            return 0
+
+        return numba.cfunc(sig)(f)
+
     @dataclasses.dataclass(frozen=True)
     class KernelCompiled(CompiledPyMCModel):
         kernel: object = None
+        kernel_data: tuple = ()  # (header, XT, y): the header's pointers stay valid
 
         def _make_model(self, init_mean):
             orig = _lib.LogpFunc
+            data = self.kernel_data[0].ctypes.data if self.kernel_data else None
             try:
                 _lib.LogpFunc = lambda addr, ud, keep: orig(
-                    self.kernel.address, ud, keep
+                    self.kernel.address, ud if data is None else data, keep
                 )
                 return super()._make_model(init_mean)
             finally:
@@ -146,6 +174,8 @@ def flat_cfunc(route: str) -> None:
     base = nutpie.compile_pymc_model(build_flat_model(spec, X[g == 0], y[g == 0]))
     t_compile, steps = 0.0, 0
     start, cpu = time.perf_counter(), time.process_time()
+    shared = make_shared_cfunc() if route == "kernel-shared" else None
+    t_compile = time.perf_counter() - start
     for group in range(18):
         Xg, yg = X[g == group], y[g == group]
         model = base.with_data(X=Xg, y=yg)
@@ -157,6 +187,14 @@ def flat_cfunc(route: str) -> None:
             t_compile += time.perf_counter() - t
             fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
             model = KernelCompiled(**fields, kernel=cf)
+        elif route == "kernel-shared":
+            XT = np.ascontiguousarray(Xg.T, dtype=float)
+            yy = np.ascontiguousarray(yg, dtype=np.int64)
+            header = np.array([XT.ctypes.data, yy.ctypes.data, len(yy)], dtype=np.int64)
+            fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
+            model = KernelCompiled(
+                **fields, kernel=shared, kernel_data=(header, XT, yy)
+            )
         idata = _sample(model, group)
         steps += int(idata.sample_stats.n_steps.sum())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -221,7 +259,7 @@ def main(sample: bool, seed: int = 1) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     if "--cfunc" in args:
-        for route in ("kernel", "pytensor"):
+        for route in ("kernel-shared", "kernel", "pytensor"):
             flat_cfunc(route)
         sys.exit()
     if "--flat" in args:
