@@ -116,17 +116,19 @@ def flat_cfunc(route: str) -> None:
         numba.types.voidptr,
     )
 
-    def make_cfunc(XT, yy):
-        mean = np.zeros(P)
-        scale = np.ones(P)
-        L = np.empty((0, 0))
-        const = -0.5 * P * np.log(2 * np.pi)
+    mean, scale, L = np.zeros(P), np.ones(P), np.empty((0, 0))
+    const = -0.5 * P * np.log(2 * np.pi)
 
+    @numba.njit
+    def evaluate(x_, out_, logp_, XT, yy):
+        x = numba.carray(x_, (P,))
+        out = numba.carray(out_, (P,))
+        lp = numba.carray(logp_, (1,))
+        lp[0] = flat_logp_grad(x, XT, yy, layout, 0, mean, scale, L, const, out)
+
+    def make_cfunc(XT, yy):
         def f(dim, x_, out_, logp_, ud):
-            x = numba.carray(x_, (P,))
-            out = numba.carray(out_, (P,))
-            lp = numba.carray(logp_, (1,))
-            lp[0] = flat_logp_grad(x, XT, yy, layout, 0, mean, scale, L, const, out)
+            evaluate(x_, out_, logp_, XT, yy)
             return 0
 
         return numba.cfunc(sig)(f)
@@ -134,10 +136,6 @@ def flat_cfunc(route: str) -> None:
     def make_shared_cfunc():
         """One ``cfunc`` for every group: ``user_data`` points at an int64
         header ``(address of XT, address of y, n_rows)``."""
-        mean = np.zeros(P)
-        scale = np.ones(P)
-        L = np.empty((0, 0))
-        const = -0.5 * P * np.log(2 * np.pi)
         n_features = int(layout[0, 0])
 
         def f(dim, x_, out_, logp_, ud):
@@ -147,10 +145,7 @@ def flat_cfunc(route: str) -> None:
                 address_as_void_pointer(header[0]), (n_features, n), np.float64
             )
             yy = numba.carray(address_as_void_pointer(header[1]), (n,), np.int64)
-            x = numba.carray(x_, (P,))
-            out = numba.carray(out_, (P,))
-            lp = numba.carray(logp_, (1,))
-            lp[0] = flat_logp_grad(x, XT, yy, layout, 0, mean, scale, L, const, out)
+            evaluate(x_, out_, logp_, XT, yy)
             return 0
 
         return numba.cfunc(sig)(f)
