@@ -10,7 +10,7 @@ A prototype, measured by ``benchmarks/probe_kernel.py`` and not used by the
 estimators: the kernel evaluates the seed's hierarchical log density and
 gradient 2.5x faster than nutpie's pytensor-compiled function, but nutpie's
 public Python-callback route costs far more per call than the kernel saves
-(``benchmarks/README.md``, "Hand-written gradient kernel").
+(``benchmarks/README.md``, "Session 3: a hand-written gradient kernel").
 """
 
 from __future__ import annotations
@@ -135,36 +135,24 @@ def flat_kernel_model(
     scale = np.full(P, float(prior_sd))
     L = np.empty((0, 0))
     if prior is None:
-        raw_names = {f"{name}_raw": [name] for name in shapes}
+        raw_shapes = {f"{name}_raw": shape for name, shape in shapes.items()}
     else:
-        raw_names = {
-            f"{block}_raw": members for block, members in prior.blocks(spec).items()
-        }
+        # z is the blocks' raw vectors concatenated; each block is its
+        # members' entries of theta, in network order
+        raw_shapes = {}
         L = np.zeros((P, P))
-        offsets, start = {}, 0
-        for name, shape in shapes.items():
-            offsets[name] = start
-            start += int(np.prod(shape))
+        entries = _unflatten(np.arange(P), spec)
         z_start = 0
         for block, members in prior.blocks(spec).items():
-            idx = np.concatenate(
-                [offsets[m] + np.arange(int(np.prod(shapes[m]))) for m in members]
-            )
-            chol = prior.cholesky(block)
+            idx = np.concatenate([entries[m].ravel() for m in members])
             mean[idx] = np.asarray(prior.means[block], dtype=float)
-            L[idx, z_start : z_start + len(idx)] = chol
+            L[idx, z_start : z_start + len(idx)] = prior.cholesky(block)
+            raw_shapes[f"{block}_raw"] = (len(idx),)
             z_start += len(idx)
     const = -0.5 * P * _LOG_2PI  # z ~ N(0, I)
 
     def logp_grad(z, grad):
         return flat_logp_grad(z, XT, y, layout, act, mean, scale, L, const, grad)
-
-    raw_shapes = {}
-    for raw, members in raw_names.items():
-        if prior is None:
-            raw_shapes[raw] = shapes[members[0]]
-        else:
-            raw_shapes[raw] = (sum(int(np.prod(shapes[m])) for m in members),)
 
     def expand(z):
         theta = mean + (L @ z if L.size else scale * z)
