@@ -283,8 +283,12 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
             return interactive and not _inside_model_selection()
         return bool(self.progressbar)
 
-    def _infer(self, model, spec: NetworkSpec, cache_key, seed: int):
-        """Run the configured inference; return ``(idata, draws, n_divergent)``."""
+    def _infer(self, model, spec: NetworkSpec, cache_key, seed: int, problem=None):
+        """Run the configured inference; return ``(idata, draws, n_divergent)``.
+
+        ``model`` builds the PyMC model; ``problem`` builds the same model for
+        the kernels (:mod:`skhbnn.fast_nuts`), which NUTS with nutpie uses.
+        """
         if self.inference == "advi":
             idata = fit_advi(
                 model,
@@ -305,6 +309,7 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
                 seed=seed,
                 progressbar=self._show_progress(),
                 cache_key=(cache_key, resolve_sampler(self.sampler)),
+                problem=problem,
             )
             n_div = divergences(idata)
         return idata, posterior_arrays(idata, self._posterior_names(spec)), n_div

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -22,6 +23,7 @@ from .groups import (
     pad_by_group,
     resolve_groups,
 )
+from .fast_nuts import flat_problem, hierarchical_problem
 from .models import build_flat_model, build_hierarchical_model
 from .network import forward, logits_to_proba
 from .priors import MvNormalPrior, informed_prior
@@ -31,8 +33,9 @@ _SAMPLING_DOC = """
         Full MCMC with NUTS, or mean-field ADVI (faster, less accurate
         uncertainty).
     sampler : {"auto", "nutpie", "pymc"}, default="auto"
-        NUTS implementation; "auto" is nutpie when installed (it compiles the
-        model once per structure and is several times faster), else PyMC's.
+        NUTS implementation; "auto" is nutpie when installed (it runs on
+        skhbnn's compiled gradient kernels and is several times faster),
+        else PyMC's.
     draws : int, default=1000
         Posterior draws per chain (for ADVI: draws from the approximation).
     tune : int, default=1000
@@ -180,10 +183,16 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         if self.prior is not None:
             self.prior.validate(spec)
         seed = self._new_seed(self.random_state)
-        model = build_flat_model(spec, X, y_enc, prior_sd=self.prior_sd, prior=self.prior)
+        args = (spec, X, y_enc)
+        kwargs = {"prior_sd": self.prior_sd, "prior": self.prior}
         blocks = None if self.prior is None else tuple(self.prior.blocks(spec))
-        cache_key = ("flat", spec, blocks)
-        idata, draws, n_div = self._infer(model, spec, cache_key, seed)
+        idata, draws, n_div = self._infer(
+            partial(build_flat_model, *args, **kwargs),
+            spec,
+            ("flat", spec, blocks),
+            seed,
+            problem=partial(flat_problem, *args, **kwargs),
+        )
         self.classes_ = classes
         self.network_ = spec
         self.idata_ = idata
@@ -403,16 +412,20 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         n_groups = len(encoder.classes_)
         spec = self._network_spec(X.shape[1], len(classes))
         seed = self._new_seed(self.random_state)
-        X_pad, y_pad, obs_index = pad_by_group(X, y_enc, codes, n_groups)
-        model = build_hierarchical_model(
+        priors = {"prior_sd": self.prior_sd, "group_sd_prior": self.group_sd_prior}
+
+        def model():
+            X_pad, y_pad, obs_index = pad_by_group(X, y_enc, codes, n_groups)
+            y_obs = y_pad.reshape(-1)[obs_index]
+            return build_hierarchical_model(spec, X_pad, y_obs, obs_index, **priors)
+
+        idata, draws, n_div = self._infer(
+            model,
             spec,
-            X_pad,
-            y_pad.reshape(-1)[obs_index],
-            obs_index,
-            prior_sd=self.prior_sd,
-            group_sd_prior=self.group_sd_prior,
+            ("hierarchical", spec, n_groups),
+            seed,
+            problem=partial(hierarchical_problem, spec, X, y_enc, codes, n_groups, **priors),
         )
-        idata, draws, n_div = self._infer(model, spec, ("hierarchical", spec, n_groups), seed)
         self.classes_ = classes
         self.groups_ = encoder.classes_
         self._encoder = encoder

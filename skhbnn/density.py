@@ -1,10 +1,10 @@
 """Hand-written log density and gradient of the BNN models, compiled by numba.
 
-A prototype for the speed issue, not used by the estimators (see
-:mod:`benchmarks.kernel_models` and ``benchmarks/README.md``).
+The fast path of NUTS with nutpie (:mod:`skhbnn.fast_nuts` hands these
+kernels to nutpie's sampler as C callbacks).
 
 The PyMC models in :mod:`skhbnn.models` define the models; this module
-evaluates the *same* log densities (``tests/test_kernel_density.py`` checks value
+evaluates the *same* log densities (``tests/test_density.py`` checks value
 and gradient against PyMC's compiled ``logp``/``dlogp`` at random points) with
 a fused forward and backward pass:
 
@@ -13,7 +13,8 @@ a fused forward and backward pass:
 * ``tanh`` is computed from one ``exp`` (``(1 - e) / (1 + e)``,
   ``e = exp(-2|a|)``, absolute error below 1e-16): libm's ``tanh`` costs three
   times as much, and with 18 x 50 rows x 10 hidden units it dominated the
-  pytensor-compiled gradient (``benchmarks/probe_gradient.py``);
+  pytensor-compiled gradient (``benchmarks/probe_gradient.py``,
+  ``benchmarks/README.md``);
 * no temporary arrays per operation, one scratch buffer per call.
 
 Functions are compiled with ``cache=True``: numba stores the machine code

@@ -1,0 +1,156 @@
+"""The C callbacks nutpie calls: log density + gradient, and expand.
+
+Imported lazily by :mod:`skhbnn.fast_nuts`: decorating a ``cfunc`` compiles
+it, or loads it from numba's on-disk cache (``cache=True``; nothing here
+refers to data known only at run time, which is what makes them cacheable).
+Every fit's data and layout arrive through the int64 header whose address is
+the ``user_data`` argument (slots in :mod:`skhbnn.fast_nuts`).
+
+Return codes: 0 success, -1 a dimension that does not match the header.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import carray, cfunc, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .density import flat_logp_grad, hierarchical_logp_grad
+
+_HEADER_SIZE = 16  # skhbnn.fast_nuts._HEADER_SIZE
+
+_LOGP_SIG = types.int64(
+    types.uint64,
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.voidptr,
+)
+_EXPAND_SIG = types.int64(
+    types.uint64,
+    types.uint64,
+    types.CPointer(types.double),
+    types.CPointer(types.double),
+    types.voidptr,
+)
+
+
+@intrinsic
+def _void(typingctx, address):
+    """An int64 address as a ``void*`` (for ``carray``)."""
+    sig = types.voidptr(address)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return sig, codegen
+
+
+@cfunc(_LOGP_SIG, cache=True, nopython=True)
+def flat_logp(dim, x_, out_, logp_, user_data):
+    h = carray(user_data, (_HEADER_SIZE,), np.int64)
+    P = h[7]
+    if dim != P:
+        return -1
+    n, n_features, n_layers, Ln = h[2], h[3], h[5], h[11]
+    lp = carray(logp_, (1,))
+    lp[0] = flat_logp_grad(
+        carray(x_, (P,)),
+        carray(_void(h[0]), (n_features, n), np.float64),
+        carray(_void(h[1]), (n,), np.int64),
+        carray(_void(h[4]), (n_layers, 4), np.int64),
+        h[6],
+        carray(_void(h[8]), (P,), np.float64),
+        carray(_void(h[9]), (P,), np.float64),
+        carray(_void(h[10]), (Ln, Ln), np.float64),
+        carray(_void(h[12]), (1,), np.float64)[0],
+        carray(out_, (P,)),
+    )
+    return 0
+
+
+@cfunc(_EXPAND_SIG, cache=True, nopython=True)
+def flat_expand(dim, expanded, x_, out_, user_data):
+    """``out = (z, theta)``: the raw arrays, then the weights."""
+    h = carray(user_data, (_HEADER_SIZE,), np.int64)
+    P, Ln = h[7], h[11]
+    if dim != P or expanded != h[13]:
+        return -1
+    x = carray(x_, (P,))
+    out = carray(out_, (expanded,))
+    mean = carray(_void(h[8]), (P,), np.float64)
+    scale = carray(_void(h[9]), (P,), np.float64)
+    L = carray(_void(h[10]), (Ln, Ln), np.float64)
+    for p in range(P):
+        out[p] = x[p]
+        v = mean[p]
+        if Ln > 0:
+            for q in range(P):
+                v += L[p, q] * x[q]
+        else:
+            v += scale[p] * x[p]
+        out[P + p] = v
+    return 0
+
+
+@cfunc(_LOGP_SIG, cache=True, nopython=True)
+def hierarchical_logp(dim, x_, out_, logp_, user_data):
+    h = carray(user_data, (_HEADER_SIZE,), np.int64)
+    n, n_features, n_layers, P, G = h[2], h[3], h[5], h[7], h[9]
+    if dim != n_layers + P + G * P:
+        return -1
+    floats = carray(_void(h[13]), (3,), np.float64)
+    lp = carray(logp_, (1,))
+    lp[0] = hierarchical_logp_grad(
+        carray(x_, (dim,)),
+        carray(_void(h[0]), (n_features, n), np.float64),
+        carray(_void(h[1]), (n,), np.int64),
+        carray(_void(h[8]), (G + 1,), np.int64),
+        carray(_void(h[4]), (n_layers, 4), np.int64),
+        h[6],
+        carray(_void(h[10]), (P,), np.int64),
+        floats[0],
+        floats[1],
+        floats[2],
+        carray(out_, (dim,)),
+    )
+    return 0
+
+
+@cfunc(_EXPAND_SIG, cache=True, nopython=True)
+def hierarchical_expand(dim, expanded, x_, out_, user_data):
+    """Per parameter array its ``mu`` and ``raw``, then the sds, then the
+    per-group weights ``mu + sd * raw`` (the PyMC model's order)."""
+    h = carray(user_data, (_HEADER_SIZE,), np.int64)
+    n_layers, P, G, n_seg = h[5], h[7], h[9], h[12]
+    if dim != n_layers + P + G * P or expanded != h[14]:
+        return -1
+    x = carray(x_, (dim,))
+    out = carray(out_, (expanded,))
+    player = carray(_void(h[10]), (P,), np.int64)
+    segments = carray(_void(h[11]), (n_seg, 2), np.int64)
+    raw0 = n_layers + P
+    k = 0
+    for s in range(n_seg):
+        o, size = segments[s, 0], segments[s, 1]
+        for j in range(size):
+            out[k] = x[n_layers + o + j]
+            k += 1
+        for g in range(G):
+            for j in range(size):
+                out[k] = x[raw0 + g * P + o + j]
+                k += 1
+    for layer in range(n_layers):
+        out[k] = math.exp(x[layer])
+        k += 1
+    for s in range(n_seg):
+        o, size = segments[s, 0], segments[s, 1]
+        for g in range(G):
+            for j in range(size):
+                p = o + j
+                out[k] = x[n_layers + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
+                k += 1
+    return 0
