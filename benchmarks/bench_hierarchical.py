@@ -10,7 +10,10 @@ and skhbnn's default).
   predictions as the seed makes them: ``pm.sample_posterior_predictive`` on the
   test inputs, Bernoulli draws averaged and thresholded at 0.5;
 * skhbnn: ``HierarchicalBayesianMLPClassifier(use_bias=False).fit`` with every
-  other argument at its default, then ``predict``.
+  other argument at its default, then ``predict``;
+* skhbnn, pytensor route: the same with nutpie sampling the pytensor-compiled
+  PyMC model instead of skhbnn's kernels (``SKHBNN_KERNELS=0``), the
+  default before the kernels.
 
 Times include compilation.  ESS/s is the bulk ESS of each layer's group sd
 divided by the fit time (sampling and compilation).
@@ -25,6 +28,7 @@ from ._common import (
     TARGET_ACCEPT,
     ess,
     header,
+    kernels,
     percent,
     plain_hierarchical_model,
     ppc_mean,
@@ -128,6 +132,9 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     report("plain PyMC", plain)
     ours = run_skhbnn(data, settings, seed)
     report("skhbnn", ours)
+    with kernels(False):
+        old = run_skhbnn(data, settings, seed)
+    report("skhbnn, pytensor route", old)
     min_ess_s = [min(r["ess"]) / r["fit"] for r in (plain, ours)]
     row("RATIO fit wall (plain / skhbnn)", ratio(plain["fit"], ours["fit"]))
     row("RATIO fit CPU (plain / skhbnn)", ratio(plain["fit_cpu"], ours["fit_cpu"]))
@@ -136,10 +143,11 @@ def run(quick: bool = False, seed: int = 1) -> dict:
         ratio(plain["fit"] + plain["predict"], ours["fit"] + ours["predict"]),
     )
     row("RATIO min ESS/s (skhbnn / plain)", f"{min_ess_s[1] / min_ess_s[0]:.2f}x")
+    row("RATIO fit wall (pytensor route / kernels)", ratio(old["fit"], ours["fit"]))
     ess_cpu = [min(r["ess"]) / r["fit_cpu"] for r in (plain, ours)]
     row("RATIO min ESS per CPU-s (skhbnn / plain)", f"{ess_cpu[1] / ess_cpu[0]:.2f}x")
     row(
         "accuracy difference (skhbnn - plain)",
         f"{100 * (ours['accuracy'] - plain['accuracy']):+.2f} points",
     )
-    return {"plain": plain, "skhbnn": ours}
+    return {"plain": plain, "skhbnn": ours, "skhbnn_pytensor": old}

@@ -6,7 +6,11 @@ refers to data known only at run time, which is what makes them cacheable).
 Every fit's data and layout arrive through the int64 header whose address is
 the ``user_data`` argument (slots in :mod:`skhbnn.fast_nuts`).
 
-Return codes: 0 success, -1 a dimension that does not match the header.
+Return codes, as nutpie's own callbacks for PyMC models return them: 0
+success, -1 a dimension that does not match the header, 3 a non-finite
+gradient, 4 a non-finite log density.  nutpie treats 3 and 4 as a failed
+point (a divergence); returning 0 with an infinite or NaN value instead sends
+NaNs into the step-size and mass-matrix adaptation.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .density import flat_logp_grad, hierarchical_logp_grad
+from .density import finite_status as _status
 
 _HEADER_SIZE = 16  # skhbnn.fast_nuts._HEADER_SIZE
 
@@ -69,7 +74,7 @@ def flat_logp(dim, x_, out_, logp_, user_data):
         carray(_void(h[12]), (1,), np.float64)[0],
         carray(out_, (P,)),
     )
-    return 0
+    return _status(lp[0], carray(out_, (P,)))
 
 
 @cfunc(_EXPAND_SIG, cache=True, nopython=True)
@@ -117,7 +122,7 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
         floats[2],
         carray(out_, (dim,)),
     )
-    return 0
+    return _status(lp[0], carray(out_, (dim,)))
 
 
 @cfunc(_EXPAND_SIG, cache=True, nopython=True)

@@ -273,3 +273,15 @@ def hierarchical_logp_grad(
     for layer in range(n_layers):
         grad[layer] += gsd[layer] * sd[layer]
     return total
+
+
+@njit(**_JIT)
+def finite_status(logp, grad):
+    """nutpie's return code for a log density and its gradient: 0 if all
+    finite, 3 if the gradient is not, 4 if only the log density is not."""
+    for p in range(grad.size):
+        if not math.isfinite(grad[p]):
+            return 3
+    if not math.isfinite(logp):
+        return 4
+    return 0

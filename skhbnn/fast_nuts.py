@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -323,7 +324,17 @@ def compiled_model(problem: Problem):
     fields = {f.name: f for f in dataclasses.fields(CompiledPyMCModel)}
     if not _NEEDED_FIELDS <= set(fields):
         return None
-    logp, expand = _callbacks()[problem.kind]
+    try:
+        logp, expand = _callbacks()[problem.kind]
+    except Exception as exc:  # numba cannot build or cache the callbacks here
+        warnings.warn(
+            f"skhbnn's sampling kernels are unavailable ({type(exc).__name__}: {exc}); "
+            "nutpie compiles the PyMC model instead, which is slower. Set "
+            "SKHBNN_KERNELS=0 to silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
     names = list(problem.shapes)
     dims = {
         name: tuple(f"{name}_dim_{i}" for i in range(len(shape)))

@@ -169,3 +169,22 @@ def test_callbacks_reject_a_vector_of_the_wrong_size():
     problem.n_dim += 1
     with pytest.raises(RuntimeError, match="code -1"):
         problem.logp_grad(np.zeros(problem.n_dim))
+
+
+def test_callbacks_report_non_finite_values_as_nutpie_expects():
+    """Codes 3 (gradient) and 4 (log density), as nutpie's own callbacks for
+    PyMC models: nutpie then counts the point as a divergence instead of
+    feeding NaN or inf into its adaptation."""
+    spec = NetworkSpec(2, (3,), 1, "tanh", use_bias=False)
+    _, X, y, codes = _data(1)
+    problem = hierarchical_problem(spec, X, y, codes, N_GROUPS)
+    x = np.zeros(problem.n_dim)
+    assert np.isfinite(problem.logp_grad(x)[0])
+    x[0] = 800.0  # sd0 = exp(800) overflows
+    with pytest.raises(RuntimeError, match="code 3"):
+        problem.logp_grad(x)
+    flat = flat_problem(spec, X, y)
+    z = np.zeros(flat.n_dim)
+    z[0] = 1e200  # -0.5 z**2 overflows; its gradient -z does not
+    with pytest.raises(RuntimeError, match="code (3|4)"):
+        flat.logp_grad(z)

@@ -143,8 +143,10 @@ def test_cross_val_score_with_group_column_in_X(six):
 
 @pytest.mark.parametrize("kind", ["flat", "hier"])
 def test_cross_validation_folds_compile_once(kind, six, monkeypatch):
-    """Refits of one structure re-use one compiled model with new data."""
+    """On nutpie's pytensor route (no kernels), refits of one structure
+    re-use one compiled model with new data."""
     nutpie = pytest.importorskip("nutpie")
+    monkeypatch.setattr(skhbnn.inference, "KERNELS", False)
     compiles = []
     real = nutpie.compile_pymc_model
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or real(*a, **k))
