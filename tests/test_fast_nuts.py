@@ -18,12 +18,20 @@ nutpie = pytest.importorskip("nutpie")
 
 
 def _fit(kind, moons_groups):
+    """A flat network on group 0, or the hierarchical one on all groups."""
     X, y, g = moons_groups
     if kind == "flat":
-        return BayesianMLPClassifier(hidden_layer_sizes=(3,), **TINY).fit(X, y)
+        return BayesianMLPClassifier(hidden_layer_sizes=(3,), **TINY).fit(X[g == 0], y[g == 0])
     return HierarchicalBayesianMLPClassifier(hidden_layer_sizes=(3,), **TINY).fit(
         X, y, groups=g
     )
+
+
+def _score(est, kind, moons_groups):
+    X, y, g = moons_groups
+    if kind == "flat":
+        return est.score(X[g == 0], y[g == 0])
+    return float(np.mean(est.predict(X, groups=g) == y))
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ def compiles(monkeypatch):
 def test_kernel_route_compiles_no_model(kind, moons_groups, compiles):
     est = _fit(kind, moons_groups)
     assert compiles == []
-    assert est.score(*moons_groups[:2], **({} if kind == "flat" else {"groups": moons_groups[2]})) > 0.7
+    assert _score(est, kind, moons_groups) > 0.75
 
 
 @pytest.mark.parametrize("kind", ["flat", "hier"])
@@ -50,8 +58,11 @@ def test_both_routes_give_the_same_posterior_variables(kind, moons_groups, monke
     fast = _fit(kind, moons_groups).idata_.posterior
     monkeypatch.setattr(skhbnn.inference, "KERNELS", False)
     slow = _fit(kind, moons_groups).idata_.posterior
-    assert set(fast.data_vars) == set(slow.data_vars)
-    for name in slow.data_vars:
+    # nutpie < 0.16.11 also stores the transformed sds (sd0_log__, ...) of
+    # a compiled PyMC model; the kernel route stores what newer nutpie does
+    transformed = {name for name in slow.data_vars if name.endswith("_log__")}
+    assert set(fast.data_vars) == set(slow.data_vars) - transformed
+    for name in fast.data_vars:
         assert fast[name].dims == slow[name].dims
         assert fast[name].shape == slow[name].shape
 
