@@ -94,6 +94,13 @@ def run_skhbnn(data, settings, n_groups, seed):
     return {**t, "first_fit": first["first"], "accuracy": hits / n}
 
 
+def _report(name, res, first=None):
+    row(f"{name}: total wall / CPU", seconds(res["total"]), seconds(res["total_cpu"]))
+    if first:
+        row(f"{name}: {first}", seconds(res["first_fit"]))
+    row(f"{name}: test accuracy", percent(res["accuracy"]))
+
+
 def run(quick: bool = False, seed: int = 1) -> dict:
     settings = QUICK if quick else FULL
     n_groups = 4 if quick else 18
@@ -103,25 +110,12 @@ def run(quick: bool = False, seed: int = 1) -> dict:
     )
     data = seed_data()
     plain = run_plain(data, settings, n_groups, seed)
-    row(
-        "plain PyMC: total wall / CPU",
-        seconds(plain["total"]),
-        seconds(plain["total_cpu"]),
-    )
-    row("plain PyMC: test accuracy", percent(plain["accuracy"]))
+    _report("plain PyMC", plain)
     ours = run_skhbnn(data, settings, n_groups, seed)
-    row("skhbnn: total wall / CPU", seconds(ours["total"]), seconds(ours["total_cpu"]))
-    row("skhbnn: first fit (loads the kernels)", seconds(ours["first_fit"]))
-    row("skhbnn: test accuracy", percent(ours["accuracy"]))
+    _report("skhbnn", ours, "first fit (loads the kernels)")
     with kernels(False):
         old = run_skhbnn(data, settings, n_groups, seed)
-    row(
-        "skhbnn, pytensor route: total wall / CPU",
-        seconds(old["total"]),
-        seconds(old["total_cpu"]),
-    )
-    row("skhbnn, pytensor route: first fit (compiles)", seconds(old["first_fit"]))
-    row("skhbnn, pytensor route: test accuracy", percent(old["accuracy"]))
+    _report("skhbnn, pytensor route", old, "first fit (compiles)")
     row("RATIO wall (plain / skhbnn)", ratio(plain["total"], ours["total"]))
     row("RATIO CPU (plain / skhbnn)", ratio(plain["total_cpu"], ours["total_cpu"]))
     row("RATIO wall (pytensor route / kernels)", ratio(old["total"], ours["total"]))
