@@ -34,9 +34,13 @@ import math
 import numpy as np
 from numba import njit
 
-# Reassociation lets LLVM vectorise the reductions of the backward pass; no
-# "nnan"/"ninf" flags: exp overflow to inf is part of the stable formulas.
-_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+# No fastmath: with reassociation, the machine code numba loads from its
+# cache rounded differently from the code it had just compiled (LLVM
+# vectorised the reductions differently), so the first process after an
+# install sampled another chain for the same random_state than every later
+# one.  Strict IEEE arithmetic is the same in both, and measured no slower
+# (benchmarks/README.md, "Session 4").
+_FASTMATH = False
 _JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 
 ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}

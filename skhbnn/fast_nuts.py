@@ -292,10 +292,11 @@ def _callbacks() -> dict:
     if _CALLBACKS is None:
         from . import _cfuncs
 
-        _CALLBACKS = {
+        callbacks = {
             "flat": (_cfuncs.flat_logp, _cfuncs.flat_expand),
             "hierarchical": (_cfuncs.hierarchical_logp, _cfuncs.hierarchical_expand),
         }
+        _CALLBACKS = callbacks
     return _CALLBACKS
 
 
