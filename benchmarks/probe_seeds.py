@@ -11,8 +11,9 @@ load-independent measure of sampling efficiency).
 
 Run from the repository root::
 
-    python benchmarks/probe_seeds.py [N [FIRST]]   # random_state FIRST .. FIRST + N - 1
-                                                   # (default 5 seeds from 1)
+    python benchmarks/probe_seeds.py [N [FIRST]] [--kernels]
+        # random_state FIRST .. FIRST + N - 1 (default 5 seeds from 1);
+        # --kernels: the kernel route only
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main(n_seeds: int = 5, first: int = 1) -> None:
+def main(n_seeds: int = 5, first: int = 1, routes=("kernels", "pytensor")) -> None:
     warnings.simplefilter("ignore")
     from benchmarks._common import ess, kernels, seed_data
     from skhbnn import HierarchicalBayesianMLPClassifier
 
     X, X_test, y, y_test, g, g_test = seed_data()
     totals = {}
-    for route, enabled in (("kernels", True), ("pytensor", False)):
+    for route in routes:
+        enabled = route == "kernels"
         for r in range(first, first + n_seeds):
             clf = HierarchicalBayesianMLPClassifier(
                 use_bias=False, random_state=r, progressbar=False
@@ -65,5 +67,5 @@ def main(n_seeds: int = 5, first: int = 1) -> None:
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    main(*args)
+    args = [int(a) for a in sys.argv[1:] if a != "--kernels"]
+    main(*args, routes=("kernels",) if "--kernels" in sys.argv else ("kernels", "pytensor"))

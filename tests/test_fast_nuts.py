@@ -91,3 +91,48 @@ def test_falls_back_with_a_warning_when_the_kernels_cannot_be_built(moons_groups
         est = _fit("flat", moons_groups)
     assert compiles == [1]
     assert np.isfinite(est.predict_proba(moons_groups[0])).all()
+
+
+_FIT_IN_A_FRESH_PROCESS = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from skhbnn import HierarchicalBayesianMLPClassifier
+from skhbnn.datasets import make_rotated_moons
+from skhbnn.fast_nuts import hierarchical_problem
+from skhbnn.network import NetworkSpec
+X, y, g = make_rotated_moons(n_groups=3, n_samples=20, random_state=5)
+problem = hierarchical_problem(NetworkSpec(2, (4, 3), 1, "tanh", True), X, y, g, 3)
+rng = np.random.default_rng(0)
+values = [np.concatenate([[lp], grad]) for lp, grad in (
+    problem.logp_grad(rng.normal(size=problem.n_dim) * scale) for scale in (0.1, 1.0, 3.0, 10.0)
+)]
+est = HierarchicalBayesianMLPClassifier(
+    draws=30, tune=30, chains=1, progressbar=False, random_state=4
+).fit(X, y, groups=g)
+np.save(sys.argv[1], np.concatenate(values + [est.posterior_draws_["w0"].ravel()]))
+"""
+
+
+@pytest.mark.slow
+def test_compiling_and_loading_from_numba_cache_give_the_same_fit(tmp_path):
+    """The first process after an install compiles the kernels, every later
+    one loads them from numba's cache: both must compute the same numbers,
+    so a random_state gives the same fit in each."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    outputs = []
+    for run in ("compiles", "loads"):
+        out = tmp_path / f"{run}.npy"
+        subprocess.run(
+            [sys.executable, "-c", _FIT_IN_A_FRESH_PROCESS, str(out)],
+            env=env,
+            check=True,
+            timeout=600,
+        )
+        outputs.append(np.load(out))
+    assert any((tmp_path / "numba-cache").rglob("*.nbc"))  # the second run could load
+    np.testing.assert_array_equal(outputs[0], outputs[1])
