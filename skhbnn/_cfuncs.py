@@ -6,6 +6,10 @@ refers to data known only at run time, which is what makes them cacheable).
 Every fit's data and layout arrive through the int64 header whose address is
 the ``user_data`` argument (slots in :mod:`skhbnn.fast_nuts`).
 
+numba invalidates a cached function by its own source file only: after
+editing :mod:`skhbnn.density`, delete ``skhbnn/__pycache__/*.nb[ci]`` (or
+touch this file), or these callbacks keep the old kernels.
+
 Return codes, as nutpie's own callbacks for PyMC models return them: 0
 success, -1 a dimension that does not match the header, 3 a non-finite
 gradient, 4 a non-finite log density.  nutpie treats 3 and 4 as a failed
