@@ -69,14 +69,27 @@ def layout_of(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray]:
     return np.array(rows, dtype=np.int64), np.array(player, dtype=np.int64)
 
 
+def _offsets(shapes: dict[str, tuple[int, ...]]):
+    """``(name, shape, start, size)`` of each array laid end to end."""
+    start = 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        yield name, shape, start, size
+        start += size
+
+
+def _split(vector: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Split ``(..., total)`` into ``{name: (..., *shape)}``."""
+    lead = vector.shape[:-1]
+    return {
+        name: vector[..., start : start + size].reshape((*lead, *shape))
+        for name, shape, start, size in _offsets(shapes)
+    }
+
+
 def unflatten(theta: np.ndarray, spec: NetworkSpec) -> dict[str, np.ndarray]:
     """Split ``(..., P)`` into ``{name: (..., *shape)}`` in network order."""
-    out, start = {}, 0
-    for name, shape in spec.param_shapes().items():
-        size = int(np.prod(shape))
-        out[name] = theta[..., start : start + size].reshape(*theta.shape[:-1], *shape)
-        start += size
-    return out
+    return _split(theta, spec.param_shapes())
 
 
 @dataclass
@@ -132,12 +145,7 @@ class Problem:
         )
         if code != 0:
             raise RuntimeError(f"expand callback failed with code {code}")
-        values, start = {}, 0
-        for name, shape in self.shapes.items():
-            size = int(np.prod(shape))
-            values[name] = out[start : start + size].reshape(shape)
-            start += size
-        return values
+        return _split(out, self.shapes)
 
 
 def _ptr(array: np.ndarray):
@@ -239,12 +247,9 @@ def hierarchical_problem(
     starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_groups))])
     starts = starts.astype(np.int64)
     shapes = spec.param_shapes()
-    segments, start = [], 0
-    for shape in shapes.values():
-        size = int(np.prod(shape))
-        segments.append((start, size))
-        start += size
-    segments = np.array(segments, dtype=np.int64)
+    segments = np.array(
+        [(start, size) for _, _, start, size in _offsets(shapes)], dtype=np.int64
+    ).reshape(-1, 2)
     prior_sd, group_sd_prior = float(prior_sd), float(group_sd_prior)
     # Normal(0, prior_sd) on mu, Normal(0, 1) on raw, HalfNormal on each sd
     const = (
@@ -292,11 +297,10 @@ def _callbacks() -> dict:
     if _CALLBACKS is None:
         from . import _cfuncs
 
-        callbacks = {
+        _CALLBACKS = {
             "flat": (_cfuncs.flat_logp, _cfuncs.flat_expand),
             "hierarchical": (_cfuncs.hierarchical_logp, _cfuncs.hierarchical_expand),
         }
-        _CALLBACKS = callbacks
     return _CALLBACKS
 
 
