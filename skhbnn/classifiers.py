@@ -461,6 +461,16 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         sds = {n: self.posterior_draws_[f"sd{spec.layer_of(n)}"] for n in names}
         return informed_prior(means, sds, spec, align=align, joint=joint)
 
+    def group_mean_network(self) -> BayesianMLPClassifier:
+        """A fitted :class:`BayesianMLPClassifier` predicting with the posterior
+        draws of the group-mean weights ``w{l}_mu`` / ``b{l}_mu`` (the post's
+        "decision surface of the group weights"; the prior network of
+        :class:`~skhbnn.InformedPriorTransfer`)."""
+        check_is_fitted(self)
+        spec = self.network_
+        mu = {name: self.posterior_draws_[f"{name}_mu"] for name in spec.param_shapes()}
+        return BayesianMLPClassifier._from_draws(mu, spec, self.classes_)
+
     # ----------------------------------------------------------- predict
     def group_params(self, group=None) -> dict:
         """Posterior draws of one group's weights, shape ``(n_draws, ...)``.
