@@ -27,6 +27,12 @@ from .fast_nuts import flat_problem, hierarchical_problem
 from .models import build_flat_model, build_hierarchical_model
 from .network import forward, logits_to_proba
 from .priors import MvNormalPrior, informed_prior
+from .registry import register_estimator
+
+_FLAT_FITTED = (
+    "classes_", "n_features_in_", "feature_names_in_", "network_", "idata_",
+    "posterior_draws_", "diagnostics_",
+)
 
 _SAMPLING_DOC = """
     inference : {"nuts", "advi"}, default="nuts"
@@ -60,6 +66,7 @@ _SAMPLING_DOC = """
 """
 
 
+@register_estimator(fitted=_FLAT_FITTED)
 class BayesianMLPClassifier(BaseBayesianMLP):
     __doc__ = (
         """Bayesian multi-layer perceptron classifier fitted with PyMC.
@@ -250,6 +257,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         return self._predict_from_moments(self._moments(X)[0])
 
 
+@register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
 class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     __doc__ = (
         """Hierarchical Bayesian MLP: one network per group, sharing strength.

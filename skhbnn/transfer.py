@@ -14,6 +14,7 @@ from ._base import check_training_data, validate_X
 from .alignment import ALIGN_OPTIONS
 from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
 from .groups import GroupEncoder, check_groups, resolve_groups
+from .registry import register_estimator
 
 # Parameters a default flat estimator inherits from the hierarchical one.
 _SHARED_PARAMS = (
@@ -24,6 +25,12 @@ _SHARED_PARAMS = (
 _STRUCTURE_PARAMS = ("hidden_layer_sizes", "activation", "use_bias")
 
 
+@register_estimator(
+    fitted=(
+        "estimator_", "prior_", "estimators_", "prior_network_", "classes_", "groups_",
+        "_encoder", "n_features_in_", "feature_names_in_",
+    )
+)
 class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Flat BNNs per group under informed priors from a hierarchical BNN.
 
