@@ -1,6 +1,7 @@
 """skhbnn: scikit-learn compatible (hierarchical) Bayesian neural networks on PyMC."""
 
-from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
+from .classifiers import BayesianMLPClassifier
+from .hierarchical import HierarchicalBayesianMLPClassifier
 from .inference import clear_compile_cache
 from .network import NetworkSpec
 from .persistence import load

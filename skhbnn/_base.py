@@ -23,7 +23,6 @@ from .inference import (
     divergences,
     fit_advi,
     posterior_arrays,
-    resolve_sampler,
     sample_nuts,
 )
 from .network import ACTIVATIONS, NetworkSpec, forward, logits_to_proba
@@ -210,15 +209,25 @@ def check_training_data(est, X, y):
     return X, y_enc.astype(np.int64), classes
 
 
-def _inside_model_selection() -> bool:
-    """Whether scikit-learn's model selection (cross_validate, GridSearchCV,
-    ...) is on the call stack, in this process or a joblib / Dask worker."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith("sklearn.model_selection"):
-            return True
-        frame = frame.f_back
-    return False
+def fit_atomically(est, fit_fn):
+    """Run ``fit_fn``; on any exception (Ctrl-C included) restore ``est`` to
+    exactly its state before the call, so it is never left half-fitted.
+    Returns ``est``."""
+    state = est.__dict__.copy()
+    try:
+        fit_fn()
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(state)
+        raise
+    return est
+
+
+def fit_with_classes(est, X, y, classes):
+    """Fit a flat skhbnn estimator on rows of a larger problem whose classes
+    are ``classes`` (a group may lack some): its outputs and ``classes_`` are
+    the whole problem's.  What a transfer fits per group."""
+    return fit_atomically(est, lambda: est._fit(X, y, classes=classes))
 
 
 class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
@@ -275,32 +284,41 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
             use_bias=bool(self.use_bias),
         )
 
+    def __sklearn_clone__(self):
+        # Model selection (cross_validate, GridSearchCV, ...) and
+        # InformedPriorTransfer fit clones: mark them, so that
+        # progressbar="auto" shows no bar per fold, candidate or group.
+        clone = super().__sklearn_clone__()
+        clone._skhbnn_clone = True
+        return clone
+
     def _show_progress(self) -> bool:
         if self.progressbar == "auto":
-            # A terminal gets a bar, but not the many fits of a cross-validation
-            # or grid search (one bar per fold and candidate is noise).
+            # A terminal gets a bar, but not the many fits of a cross-validation,
+            # a grid search or a transfer, which fit clones.
             interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
-            return interactive and not _inside_model_selection()
+            return interactive and not getattr(self, "_skhbnn_clone", False)
         return bool(self.progressbar)
 
-    def _infer(self, model, spec: NetworkSpec, cache_key, seed: int, problem=None):
-        """Run the configured inference; return ``(idata, draws, n_divergent)``.
-
-        ``model`` builds the PyMC model; ``problem`` builds the same model for
-        the kernels (:mod:`skhbnn.fast_nuts`), which NUTS with nutpie uses.
-        """
+    def _infer(self, definition, seed: int, X, y, codes=None):
+        """Run the configured inference on ``definition`` (:mod:`skhbnn.models`)
+        given the data, seeded by ``seed``; return ``(idata, draws,
+        n_divergent)``, ``draws`` being the posterior arrays prediction reads."""
+        data = (X, y, codes)
         if self.inference == "advi":
             idata = fit_advi(
-                model,
+                definition,
+                data,
                 iterations=self.advi_iterations,
                 draws=self.draws,
                 seed=seed,
                 progressbar=self._show_progress(),
             )
-            n_div = 0
+            n_div = None
         else:
             idata = sample_nuts(
-                model,
+                definition,
+                data,
                 sampler=self.sampler,
                 draws=self.draws,
                 tune=self.tune,
@@ -308,24 +326,12 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
                 target_accept=self.target_accept,
                 seed=seed,
                 progressbar=self._show_progress(),
-                cache_key=(cache_key, resolve_sampler(self.sampler)),
-                problem=problem,
             )
             n_div = divergences(idata)
-        return idata, posterior_arrays(idata, self._posterior_names(spec)), n_div
+        return idata, posterior_arrays(idata, definition.prediction_names()), n_div
 
     def _fit_atomically(self, fit_fn):
-        """Run ``fit_fn``; on any exception (Ctrl-C included) restore the
-        estimator to exactly its state before the call, so it is never left
-        half-fitted."""
-        state = self.__dict__.copy()
-        try:
-            fit_fn()
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
-        return self
+        return fit_atomically(self, fit_fn)
 
     def _set_diagnostics(self, invariants: dict, n_divergent: int) -> None:
         if self.inference != "nuts":

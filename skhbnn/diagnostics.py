@@ -111,7 +111,7 @@ def _geyer_ess(rho: np.ndarray, n_total: int) -> float:
     return n_total / tau
 
 
-def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int) -> dict:
+def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int | None) -> dict:
     """R-hat and bulk ESS of each invariant quantity.
 
     Parameters
@@ -119,8 +119,9 @@ def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int) -
     invariants : dict of str to ndarray
         Arrays of shape ``(chain, draw, k)``: each of the ``k`` columns is one
         scalar quantity.
-    n_divergent : int
-        Number of divergent transitions.
+    n_divergent : int or None
+        Number of divergent transitions; ``None`` if the sampler did not
+        record them.
 
     Returns
     -------
@@ -145,7 +146,7 @@ def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int) -
         if np.isfinite(e).any():
             ess[name] = float(np.nanmin(e))
     return {
-        "divergences": int(n_divergent),
+        "divergences": None if n_divergent is None else int(n_divergent),
         "max_rhat": max(rhat.values(), default=float("nan")),
         "min_ess": min(ess.values(), default=float("nan")),
         "rhat": rhat,
@@ -156,7 +157,7 @@ def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int) -
 def warn_if_unreliable(diag: dict, estimator_name: str) -> None:
     """Warn (``ConvergenceWarning``) with what to try when diagnostics look bad."""
     problems = []
-    if diag["divergences"] > 0:
+    if diag["divergences"]:
         problems.append(
             f"{diag['divergences']} divergent transitions (try target_accept=0.95 "
             "or more tune)"

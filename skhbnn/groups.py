@@ -128,3 +128,30 @@ def pad_by_group(X: np.ndarray, y: np.ndarray, codes: np.ndarray, n_groups: int)
     y_pad[sorted_codes, slot] = y[order]
     flat_index = np.sort(sorted_codes * max_rows + slot)
     return X_pad, y_pad, flat_index
+
+
+def group_codes(encoder: GroupEncoder, groups, n_samples: int, *, new_groups_fix=None):
+    """Codes of fitted groups for prediction (-1 for groups never seen in fit):
+    the one routing of groups at predict time that every grouped estimator uses.
+
+    ``groups=None`` is allowed when fit saw a single group.  With
+    ``new_groups_fix`` (what to set instead, e.g. ``"new_groups='population'"``)
+    unseen groups raise ``ValueError``; without it they are coded -1.
+    """
+    n_fitted = len(encoder.classes_)
+    if groups is None:
+        if n_fitted == 1:
+            return np.zeros(n_samples, dtype=np.intp)
+        raise ValueError(
+            f"groups is required: the model was fitted on {n_fitted} groups. Pass "
+            "groups=..., or set group_column so that groups travel inside X (needed "
+            "when scikit-learn scores during cross-validation)."
+        )
+    codes = encoder.transform(check_groups(groups, n_samples))
+    if new_groups_fix is not None and (codes < 0).any():
+        unseen = list(pd.unique(pd.Series(np.asarray(groups, dtype=object)[codes < 0])))
+        raise ValueError(
+            f"groups {unseen[:10]} were not seen in fit and new_groups='error'; set "
+            f"{new_groups_fix} to predict them."
+        )
+    return codes

@@ -1,14 +1,28 @@
-"""Posterior inference: NUTS (nutpie or PyMC) and ADVI.
+"""Posterior inference by route: NUTS (nutpie on skhbnn's kernels, nutpie on
+the PyMC graph, PyMC's own NUTS) and ADVI.
 
-With nutpie, the models of :mod:`skhbnn.models` are sampled through the
-hand-written kernels of :mod:`skhbnn.density` (:mod:`skhbnn.fast_nuts`): no
-per-model compilation, and a gradient 2.5x cheaper than pytensor's.  Where
-that route is unavailable (an installed nutpie without the fields it needs,
-or ``SKHBNN_KERNELS=0`` in the environment), nutpie compiles the PyMC model.
-Compiling costs seconds while sampling a small BNN costs far less, so such
-models are compiled once per *structure* and re-used with new data:
-cross-validation folds, grid-search candidates and the per-group flat fits of
-a transfer only pay compilation once per process.
+Every route takes a model definition (:mod:`skhbnn.models`) and the data,
+and builds what it needs from it: the kernels' header (``build_kernel``) or
+the PyMC model (``build_pymc``), never both.
+
+``sampler`` names the NUTS route:
+
+``"nutpie"``
+    nutpie on skhbnn's numba kernels (:mod:`skhbnn.kernels`): nothing to
+    compile, a gradient 2.5x cheaper than pytensor's.  Should that route fail
+    (a nutpie release whose private model class changed, numba unable to
+    build the callbacks), the fit falls back to ``"nutpie-pytensor"`` with one
+    ``RuntimeWarning``.
+``"nutpie-pytensor"``
+    nutpie compiling the PyMC model.  Compiling costs seconds while sampling
+    a small BNN costs far less, so such models are compiled once per
+    *structure* and re-used with new data: cross-validation folds,
+    grid-search candidates and the per-group fits of a transfer pay
+    compilation once per process.
+``"pymc"``
+    PyMC's own NUTS.
+``"auto"``
+    ``"nutpie"`` when nutpie is installed, else ``"pymc"``.
 """
 
 from __future__ import annotations
@@ -16,18 +30,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
-import pymc as pm
-from pytensor.compile.sharedvalue import SharedVariable
 
-SAMPLERS = ("auto", "nutpie", "pymc")
+SAMPLERS = ("auto", "nutpie", "nutpie-pytensor", "pymc")
 INFERENCE_METHODS = ("nuts", "advi")
-
-# False: nutpie always samples the pytensor-compiled PyMC model (benchmarks
-# compare the two routes by switching this).
-KERNELS = os.environ.get("SKHBNN_KERNELS", "1") != "0"
 
 _CACHE_SIZE = 32
 _compiled_cache: OrderedDict = OrderedDict()
@@ -35,19 +44,22 @@ _cache_lock = threading.Lock()
 
 
 def resolve_sampler(sampler: str) -> str:
-    """``"auto"`` means nutpie when it is installed, else PyMC's own NUTS."""
+    """The route ``sampler`` names; ``"auto"`` is nutpie when it is installed."""
+    has_nutpie = importlib.util.find_spec("nutpie") is not None
     if sampler == "auto":
-        return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
-    if sampler == "nutpie" and importlib.util.find_spec("nutpie") is None:
+        return "nutpie" if has_nutpie else "pymc"
+    if sampler.startswith("nutpie") and not has_nutpie:
         raise ImportError(
-            "sampler='nutpie' needs the nutpie package: pip install nutpie, or use "
+            f"sampler={sampler!r} needs the nutpie package: pip install nutpie, or use "
             "sampler='pymc'."
         )
     return sampler
 
 
-def model_data(model: pm.Model) -> dict[str, np.ndarray]:
-    """Current values of the model's ``pm.Data`` containers."""
+def model_data(model) -> dict[str, np.ndarray]:
+    """Current values of a PyMC model's ``pm.Data`` containers."""
+    from pytensor.compile.sharedvalue import SharedVariable
+
     return {
         var.name: var.get_value()
         for var in model.named_vars.values()
@@ -61,41 +73,54 @@ def clear_compile_cache() -> None:
         _compiled_cache.clear()
 
 
-def _nutpie_model(model: pm.Model, cache_key):
+def _nutpie_pytensor(definition, data):
+    """nutpie's compiled PyMC model, from the cache when the structure is known."""
     import nutpie
 
-    if cache_key is None:
-        return nutpie.compile_pymc_model(model)
+    model = definition.build_pymc(*data)
+    key = definition.cache_key()
     with _cache_lock:
-        compiled = _compiled_cache.get(cache_key)
+        compiled = _compiled_cache.get(key)
         if compiled is not None:
-            _compiled_cache.move_to_end(cache_key)
+            _compiled_cache.move_to_end(key)
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model)
         with _cache_lock:
-            _compiled_cache[cache_key] = compiled
+            _compiled_cache[key] = compiled
             while len(_compiled_cache) > _CACHE_SIZE:
                 _compiled_cache.popitem(last=False)
         return compiled
     return compiled.with_data(**model_data(model))
 
 
-def _kernel_model(problem):
-    """nutpie model on the kernels, or ``None`` where that route is off or
-    unavailable."""
-    if problem is None or not KERNELS:
-        return None
-    from .fast_nuts import compiled_model
+def _sample_nutpie(compiled, **settings):
+    import nutpie
 
-    return compiled_model(problem())
+    return nutpie.sample(compiled, save_warmup=False, **settings)
 
 
-def _built(model):
-    return model() if callable(model) else model
+def _sample_kernels(definition, data, settings):
+    """nutpie on the kernels; any failure of that route (building the model,
+    its first evaluation, nutpie rejecting it) falls back to nutpie's public
+    route with one warning."""
+    from .kernels.nutpie import compiled_model
+
+    try:
+        return _sample_nutpie(compiled_model(definition.build_kernel(*data)), **settings)
+    except Exception as exc:  # noqa: BLE001 - any failure: take the public route
+        warnings.warn(
+            f"skhbnn's sampling kernels failed ({type(exc).__name__}: {exc}); nutpie "
+            "compiles the PyMC model instead, which is slower. Pass "
+            "sampler='nutpie-pytensor' to choose that route and silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _sample_nutpie(_nutpie_pytensor(definition, data), **settings)
 
 
 def sample_nuts(
-    model,
+    definition,
+    data: tuple,
     *,
     sampler: str,
     draws: int,
@@ -104,38 +129,23 @@ def sample_nuts(
     target_accept: float,
     seed: int,
     progressbar: bool,
-    cache_key=None,
-    problem=None,
 ):
-    """Run NUTS and return the posterior as ArviZ data.
-
-    ``model`` is a ``pm.Model`` or a function that builds one (called only
-    if the PyMC model is needed).  ``cache_key`` identifies the model's
-    structure: models built with the same key must differ only in the values
-    of their ``pm.Data`` containers.  ``problem`` is a function returning the
-    same model as a :class:`skhbnn.fast_nuts.Problem`, for nutpie's kernel
-    route.
-    """
+    """Run NUTS on ``definition`` given ``data = (X, y, codes)``; return the
+    posterior as ArviZ data (``InferenceData`` or ``DataTree``)."""
     cores = max(1, min(chains, os.cpu_count() or 1))
-    if resolve_sampler(sampler) == "nutpie":
-        import nutpie
-
-        compiled = _kernel_model(problem)
-        if compiled is None:
-            compiled = _nutpie_model(_built(model), cache_key)
-        idata = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            seed=seed,
-            target_accept=target_accept,
-            progress_bar=progressbar,
-            save_warmup=False,
-        )
+    route = resolve_sampler(sampler)
+    settings = dict(
+        draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+        target_accept=target_accept, progress_bar=progressbar,
+    )
+    if route == "nutpie":
+        idata = _sample_kernels(definition, data, settings)
+    elif route == "nutpie-pytensor":
+        idata = _sample_nutpie(_nutpie_pytensor(definition, data), **settings)
     else:
-        with _built(model):
+        import pymc as pm
+
+        with definition.build_pymc(*data):
             idata = pm.sample(
                 draws=draws,
                 tune=tune,
@@ -151,21 +161,22 @@ def sample_nuts(
     if n_draws < draws:
         # nutpie turns Ctrl-C into an early, partial result; a partial
         # posterior must never be mistaken for a finished fit.
-        raise KeyboardInterrupt(f"sampling stopped after {n_draws} of {draws} draws")
+        raise KeyboardInterrupt(
+            f"sampling was interrupted after {n_draws} of {draws} draws per chain; "
+            "the estimator keeps its state from before this fit."
+        )
     return idata
 
 
-def fit_advi(model, *, iterations: int, draws: int, seed: int, progressbar: bool):
+def fit_advi(definition, data: tuple, *, iterations: int, draws: int, seed: int,
+             progressbar: bool):
     """Mean-field ADVI; returns ``draws`` draws of the approximation (1 chain)."""
-    # Start away from w = 0: there all hidden units are identical and tanh's
-    # symmetric saddle stalls the optimiser (NUTS jitters its own start).
-    model = _built(model)
+    import pymc as pm
+
+    model = definition.build_pymc(*data)
     rng = np.random.default_rng(seed)
-    start = {
-        rv.name: rng.normal(size=model.initial_point()[rv.name].shape)
-        for rv in model.free_RVs
-        if rv.name.endswith(("_raw", "_mu"))
-    }
+    initial = model.initial_point()
+    start = {name: rng.normal(size=initial[name].shape) for name in definition.advi_start_names()}
     with model:
         approx = pm.fit(
             n=iterations, method="advi", random_seed=seed, progressbar=progressbar,
@@ -180,10 +191,12 @@ def posterior_arrays(idata, names) -> dict[str, np.ndarray]:
     return {name: np.asarray(post[name].values, dtype=float) for name in names}
 
 
-def divergences(idata) -> int:
-    """Number of divergent transitions after tuning (0 if not recorded)."""
+def divergences(idata) -> int | None:
+    """Number of divergent transitions after tuning; ``None`` where the
+    sampler recorded none (never a silent 0)."""
+    stats = getattr(idata, "sample_stats", None)
     try:
-        stats = idata.sample_stats
-        return int(np.asarray(stats["diverging"].values).sum())
-    except (AttributeError, KeyError):
-        return 0
+        diverging = stats["diverging"]
+    except (TypeError, KeyError):
+        return None
+    return int(np.asarray(diverging.values).sum())

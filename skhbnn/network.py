@@ -59,6 +59,55 @@ class NetworkSpec:
         """Layer index of a parameter name (``"w1"`` -> 1)."""
         return int(name[1:])
 
+    def param_slices(self) -> dict[str, slice]:
+        """Where each parameter sits in the flattened vector (``param_shapes``
+        order, each array row-major): the one offset computation that the
+        kernels, the priors and the alignment use."""
+        return dict(_slices(self.param_shapes()))
+
+    def param_sizes(self) -> dict[str, int]:
+        """Number of entries of each parameter."""
+        return {name: cut.stop - cut.start for name, cut in self.param_slices().items()}
+
+    @property
+    def n_params(self) -> int:
+        return sum(self.param_sizes().values())
+
+    def unflatten(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Split ``(..., n_params)`` into ``{name: (..., *shape)}``."""
+        return split_flat(theta, self.param_shapes())
+
+    def flatten(self, params: dict, members=None) -> np.ndarray:
+        """``{name: (..., *shape)}`` -> ``(..., size)``, over ``members`` (all
+        parameters by default) in network order; ``...`` is the batch shape."""
+        shapes = self.param_shapes()
+        members = list(shapes) if members is None else list(members)
+        parts = []
+        for name in members:
+            arr = np.asarray(params[name])
+            lead = arr.shape[: arr.ndim - len(shapes[name])]
+            parts.append(arr.reshape(*lead, -1))
+        return np.concatenate(parts, axis=-1)
+
+
+def _slices(shapes: dict[str, tuple[int, ...]]):
+    """``(name, slice)`` of each array laid end to end, flattened."""
+    start = 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        yield name, slice(start, start + size)
+        start += size
+
+
+def split_flat(vector: np.ndarray, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Split ``(..., total)`` into ``{name: (..., *shape)}``, arrays laid end
+    to end in ``shapes`` order."""
+    lead = vector.shape[:-1]
+    return {
+        name: vector[..., cut].reshape((*lead, *shapes[name]))
+        for name, cut in _slices(shapes)
+    }
+
 
 def _activate(name: str, a, xp):
     if name == "tanh":

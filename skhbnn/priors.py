@@ -66,8 +66,9 @@ class MvNormalPrior:
                 f"{sorted(shapes)}. Build the prior from a model with the same "
                 "hidden_layer_sizes, use_bias and number of features and classes."
             )
+        sizes = spec.param_sizes()
         for name, members in blocks.items():
-            d = sum(int(np.prod(shapes[m])) for m in members)
+            d = sum(sizes[m] for m in members)
             mean = np.asarray(self.means[name], dtype=float)
             cov = np.asarray(self.covs[name], dtype=float)
             if mean.shape != (d,) or cov.shape != (d, d):
@@ -145,16 +146,12 @@ def informed_prior(
     names = list(spec.param_shapes())
     blocks = {JOINT: names} if joint else {name: [name] for name in names}
     means, covs = {}, {}
+    sizes = spec.param_sizes()
     for block, members in blocks.items():
-        flat = np.concatenate(  # (C*S, d)
-            [group_means[m].reshape(-1, int(np.prod(group_means[m].shape[2:]))) for m in members],
-            axis=1,
-        )
+        d = sum(sizes[m] for m in members)
+        flat = spec.flatten(group_means, members).reshape(-1, d)  # (C*S, d)
         sigma2 = np.concatenate(
-            [
-                np.full(int(np.prod(group_means[m].shape[2:])), np.mean(np.asarray(group_sds[m]) ** 2))
-                for m in members
-            ]
+            [np.full(sizes[m], np.mean(np.asarray(group_sds[m]) ** 2)) for m in members]
         )
         # Population (ddof=0) covariance: the exact second moment of the mixture.
         cov = np.atleast_2d(np.cov(flat, rowvar=False, bias=True)) + np.diag(sigma2)

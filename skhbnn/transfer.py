@@ -10,17 +10,21 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import check_training_data, validate_X
+from ._base import check_training_data, fit_atomically, fit_with_classes, validate_X
 from .alignment import ALIGN_OPTIONS
-from .classifiers import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
-from .groups import GroupEncoder, check_groups, resolve_groups
+from .classifiers import BayesianMLPClassifier
+from .hierarchical import HierarchicalBayesianMLPClassifier
+from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
 from .registry import register_estimator
 
-# Parameters a default flat estimator inherits from the hierarchical one.
-_SHARED_PARAMS = (
-    "hidden_layer_sizes", "activation", "use_bias", "inference", "sampler", "draws",
-    "tune", "chains", "target_accept", "advi_iterations", "random_state", "progressbar",
-    "n_jobs",
+# Parameters a default flat estimator inherits from the hierarchical one:
+# every constructor parameter the two classes share (network, sampler,
+# prediction), derived so that a new one is passed on without listing it here.
+_SHARED_PARAMS = tuple(
+    sorted(
+        set(BayesianMLPClassifier._get_param_names())
+        & set(HierarchicalBayesianMLPClassifier._get_param_names())
+    )
 )
 _STRUCTURE_PARAMS = ("hidden_layer_sizes", "activation", "use_bias")
 
@@ -177,15 +181,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        # Like the estimators: on any exception (Ctrl-C included) the transfer
-        # keeps exactly its state before the call, never half-fitted.
-        state = self.__dict__.copy()
-        try:
-            return self._fit(X, y, groups)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            raise
+        return fit_atomically(self, lambda: self._fit(X, y, groups))
 
     def _fit(self, X, y, groups):
         self._validate_params()
@@ -218,14 +214,13 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         for code, label in enumerate(encoder.classes_):
             rows = codes == code
             flat = clone(template).set_params(prior=prior, random_state=int(seeds[code]))
-            flat._fit_atomically(lambda: flat._fit(X[rows], y[rows], classes=classes))
+            fit_with_classes(flat, X[rows], y[rows], classes)
             estimators[label] = flat
 
-        mu = {n: hier.posterior_draws_[f"{n}_mu"] for n in hier.network_.param_shapes()}
         self.estimator_ = hier
         self.prior_ = prior
         self.estimators_ = estimators
-        self.prior_network_ = BayesianMLPClassifier._from_draws(mu, hier.network_, classes)
+        self.prior_network_ = hier.group_mean_network()
         self.classes_ = classes
         self.groups_ = encoder.classes_
         self._encoder = encoder
@@ -236,26 +231,14 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X, groups = self._split(X, groups)
         X = validate_X(self, X, reset=False)
-        if groups is None:
-            if len(self.groups_) != 1:
-                raise ValueError(
-                    f"groups is required: the model was fitted on {len(self.groups_)} "
-                    "groups. Pass groups=..., or set group_column."
-                )
-            codes = np.zeros(X.shape[0], dtype=np.intp)
-        else:
-            codes = self._encoder.transform(check_groups(groups, X.shape[0]))
-        if self.new_groups == "error" and (codes < 0).any():
-            raise ValueError(
-                "some groups were not seen in fit and new_groups='error'; set "
-                "new_groups='prior' to predict them with the prior network."
-            )
+        fix = "new_groups='prior'" if self.new_groups == "error" else None
+        codes = group_codes(self._encoder, groups, X.shape[0], new_groups_fix=fix)
         mean = np.empty((X.shape[0], len(self.classes_)))
         std = np.empty_like(mean)
         for code in np.unique(codes):
             rows = codes == code
             est = self.prior_network_ if code < 0 else self.estimators_[self.groups_[code]]
-            mean[rows], std[rows] = est._moments(X[rows])
+            mean[rows], std[rows] = est.predict_proba(X[rows], return_std=True)
         return mean, std
 
     def predict_proba(self, X, groups=None, return_std=False):

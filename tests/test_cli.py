@@ -1,7 +1,9 @@
-"""`skhbnn reproduce`: argument handling, a reduced end-to-end run, and (slow)
-the real --quick smoke run."""
+"""`skhbnn reproduce`: argument handling, the experiment's settings and table
+(skhbnn.experiments), a reduced end-to-end run, and (slow) the real --quick
+smoke run."""
 
 import contextlib
+import inspect
 import io
 import json
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from skhbnn import cli
+from skhbnn.experiments import progress, seed
 
 FIGURES = [
     "data.png",
@@ -37,6 +40,18 @@ def is_png(path: Path) -> bool:
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def cli_kwargs(argv):
+    """The keywords of seed.reproduce that `skhbnn reproduce --out x ARGV` passes."""
+    args = cli.build_parser().parse_args(["reproduce", "--out", "x", *argv])
+    return cli._reproduce_kwargs(args)
+
+
+def settings_from_cli(settings, argv):
+    """``settings`` (a seed.*_settings function) called with the CLI's keywords."""
+    kwargs = cli_kwargs(argv)
+    return settings(**{k: kwargs[k] for k in inspect.signature(settings).parameters})
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
@@ -47,9 +62,9 @@ def is_png(path: Path) -> bool:
     ],
 )
 def test_sampler_settings(argv, expected):
-    args = cli.build_parser().parse_args(["reproduce", "--out", "x", *argv])
-    assert cli._sampler_settings(args) == expected
-    assert args.seed == 31 and args.n_groups == 18 and args.grid_size == 100
+    assert settings_from_cli(seed.sampler_settings, argv) == expected
+    kwargs = cli_kwargs(argv)
+    assert kwargs["seed"] == 31 and kwargs["n_groups"] == 18 and kwargs["grid_size"] == 100
 
 
 @pytest.mark.parametrize(
@@ -65,8 +80,24 @@ def test_sampler_settings(argv, expected):
     ],
 )
 def test_hierarchical_sampler_settings(argv, expected):
-    args = cli.build_parser().parse_args(["reproduce", "--out", "x", *argv])
-    assert cli._hierarchical_settings(args) == expected
+    assert settings_from_cli(seed.hierarchical_settings, argv) == expected
+
+
+def test_cli_defaults_are_the_experiment_defaults():
+    """`skhbnn reproduce --out x` and seed.reproduce("x") run the same experiment."""
+    kwargs = cli_kwargs([])
+    params = inspect.signature(seed.reproduce).parameters
+    assert set(kwargs) == set(params) - {"command", "progress"}
+    for name, value in kwargs.items():
+        if name != "out":
+            assert value == params[name].default, name
+
+
+def test_python_call_is_recorded_as_the_call():
+    arguments = dict(cli_kwargs(["--quick", "--seed", "7"]), command=None, progress=None)
+    assert seed._python_call(seed.reproduce, arguments) == (
+        "skhbnn.experiments.seed.reproduce(out='x', quick=True, seed=7)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,9 +117,15 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
     assert "usage" in capsys.readouterr().err
 
 
+def test_grid_size_below_two_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="--grid-size must be at least 2"):
+        cli.main(["reproduce", "--out", str(tmp_path / "out"), "--grid-size", "1"])
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
 def test_format_table_puts_post_numbers_next_to_ours():
-    results = {k: {"train": 90.0, "test": 88.5} for k in cli.POST_RESULTS}
-    table = cli.format_table(results)
+    results = {k: {"train": 90.0, "test": 88.5} for k in seed.POST_RESULTS}
+    table = seed.format_table(results)
     assert table.count("\n") == 4  # header, rule, three models
     for number in POST_NUMBERS + ["90.00", "88.50"]:
         assert number in table
@@ -97,19 +134,19 @@ def test_format_table_puts_post_numbers_next_to_ours():
 @pytest.mark.parametrize("bars", [False, True])
 def test_progress_reports_stage_durations(bars):
     stream = io.StringIO()
-    progress = cli._Progress(stream=stream, bars=bars)
-    with progress.stage("a", "stage a", total=3) as step:
+    reporter = progress.Progress(stream=stream, bars=bars)
+    with reporter.stage("a", "stage a", total=3) as step:
         for _ in range(3):
             step()
-    with progress.stage("b", "stage b", own_bar=True):
+    with reporter.stage("b", "stage b", own_bar=True):
         pass
-    assert set(progress.durations) == {"a", "b"}
+    assert set(reporter.durations) == {"a", "b"}
     text = stream.getvalue()
     assert "stage a: done in" in text and "stage b: done in" in text
 
 
 def test_progress_has_no_bars_when_stderr_is_not_a_terminal():
-    assert cli._Progress(stream=io.StringIO()).bars is False
+    assert progress.Progress(stream=io.StringIO()).bars is False
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +161,7 @@ def reduced_run(tmp_path_factory):
 def test_reduced_run_prints_the_table(reduced_run):
     code, _, stdout, _ = reduced_run
     assert code == 0
-    for label in cli.MODEL_LABELS.values():
+    for label in seed.MODEL_LABELS.values():
         assert label in stdout
     for number in POST_NUMBERS:
         assert number in stdout
@@ -144,7 +181,8 @@ def test_reduced_run_writes_results(reduced_run):
     assert summary["sampler"] == dict(draws=30, tune=30, chains=1, sampler="pymc")
     assert summary["hierarchical_sampler"] == dict(draws=30, tune=30, chains=1)
     assert sorted(summary["figures"]) == sorted(FIGURES)
-    for key in cli.POST_RESULTS:
+    assert summary["command"] == " ".join(["skhbnn", "reproduce", "--out", str(out), *REDUCED])
+    for key in seed.POST_RESULTS:
         acc = summary["accuracy_percent"][key]
         assert 0 <= acc["test"] <= 100 and 0 <= acc["train"] <= 100
         assert f"{acc['test']:.2f}" in stdout
@@ -153,7 +191,8 @@ def test_reduced_run_writes_results(reduced_run):
     assert set(summary["durations_s"]) == set(stages)
     assert stderr.count("done in") == len(stages)
     md = (out / "results.md").read_text()
-    assert cli.format_table(summary["accuracy_percent"]) in md
+    table = seed.format_table(summary["accuracy_percent"])
+    assert table in md and table in stdout
 
 
 def test_python_m_skhbnn_help():

@@ -1,6 +1,9 @@
 """skhbnn.plotting: every figure from small fitted estimators (Agg backend)."""
 
 import copy
+import functools
+import subprocess
+import sys
 
 import matplotlib
 import numpy as np
@@ -247,3 +250,96 @@ def test_weight_correlation_aligns_permuted_chains(hier):
     single = heat(hier, True)
     np.testing.assert_allclose(heat(two, True), single, atol=1e-10)
     assert np.abs(heat(two, False) - single).max() > 0.05
+
+
+class PublicOnly:
+    """A fitted estimator seen through a proxy that records every private name
+    (``_x``, not dunders) asked of it, or of the estimators it hands out."""
+
+    def __init__(self, est, private):
+        self.__dict__.update(_est=est, _private=private)
+
+    def __getattr__(self, name):
+        if name.startswith("_") and not name.startswith("__"):
+            self._private.append(name)
+        return _public_only(getattr(self._est, name), self._private)
+
+
+def _public_only(value, private):
+    if hasattr(value, "predict_proba") and not isinstance(value, type):
+        return PublicOnly(value, private)
+    if callable(value) and not isinstance(value, type):
+        @functools.wraps(value)  # keeps the signature (return_std) readable
+        def method(*args, **kwargs):
+            return _public_only(value(*args, **kwargs), private)
+
+        return method
+    return value
+
+
+@pytest.mark.parametrize("model", ["flat", "hierarchical", "transfer"])
+def test_figures_use_only_public_estimator_api(model, data, hier, transfer, flats):
+    X, y, g = data
+    real = {"flat": flats[0], "hierarchical": hier, "transfer": transfer}[model]
+    groups = None if model == "flat" else g
+    private = []
+    est = PublicOnly(real, private)
+    surf = P.decision_surfaces(est, groups, resolution=RES)
+    expected = P.decision_surfaces(real, groups, resolution=RES)
+    np.testing.assert_array_equal(surf.proba, expected.proba)
+    np.testing.assert_array_equal(surf.std, expected.std)
+    P.plot_decision_surfaces(est, X, y, groups, kind="std", resolution=RES)
+    if model != "flat":
+        P.plot_group_sd(est)
+        P.plot_group_mean_surface(est, resolution=RES)
+        P.plot_weight_correlation(est)
+    assert private == []
+
+
+class TwoCalls:
+    """Not an skhbnn estimator: predict_proba without return_std, predict_std."""
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-np.asarray(X)[:, 0]))
+        return np.column_stack([1 - p, p])
+
+    def predict_std(self, X):
+        return np.full((len(X), 2), 0.25)
+
+
+def test_other_estimators_are_asked_predict_proba_and_predict_std(data):
+    X, y, _ = data
+    surf = P.decision_surfaces(TwoCalls(), resolution=RES)
+    assert surf.groups == [None]
+    np.testing.assert_allclose(surf.proba[0], 1 / (1 + np.exp(-surf.xx)))
+    np.testing.assert_allclose(surf.std, 0.25)
+    fig = P.plot_decision_surfaces(TwoCalls(), X, y, kind="std", resolution=RES)
+    assert len(panels(fig)) == 1 and len(colorbars(fig)) == 1
+
+
+def test_group_mean_network_delegates(hier, transfer):
+    assert P.group_mean_network(transfer) is transfer.prior_network_
+
+    class Hierarchical:  # the public surface plotting recognises
+        network_ = hier.network_
+        sentinel = object()
+
+        def group_mean_network(self):
+            return self.sentinel
+
+    assert P.group_mean_network(Hierarchical()) is Hierarchical.sentinel
+    with pytest.raises(TypeError, match="is it fitted"):
+        P.group_mean_network(HierarchicalBayesianMLPClassifier())
+
+
+def test_import_leaves_matplotlib_unimported():
+    code = (
+        "import sys, skhbnn; before = 'matplotlib' in sys.modules; "
+        "import skhbnn.plotting; print(before, 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    if out[0] == "True":
+        pytest.skip("skhbnn itself imports matplotlib")
+    assert out == ["False", "False"]

@@ -1,11 +1,12 @@
 """Hand-written log density and gradient of the BNN models, compiled by numba.
 
-The fast path of NUTS with nutpie (:mod:`skhbnn.fast_nuts` hands these
+The fast path of NUTS with nutpie (:mod:`skhbnn.kernels.cfuncs` hands these
 kernels to nutpie's sampler as C callbacks).
 
-The PyMC models in :mod:`skhbnn.models` define the models; this module
-evaluates the *same* log densities (``tests/test_density.py`` checks value
-and gradient against PyMC's compiled ``logp``/``dlogp`` at random points) with
+The model definitions in :mod:`skhbnn.models` define the models; this module
+evaluates the *same* log densities (``tests/test_density.py`` and the property
+test ``tests/test_kernel_properties.py`` check value and gradient against
+PyMC's compiled ``logp``/``dlogp`` over random architectures) with
 a fused forward and backward pass:
 
 * rows are the contiguous axis (units-major), so every matmul loop runs over
@@ -43,7 +44,8 @@ from numba import njit
 _FASTMATH = False
 _JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 
-ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
+# Activation codes ``act``: skhbnn.kernels.abi.ACTIVATION_CODES (0 tanh, 1 relu,
+# 2 logistic, 3 identity).
 
 
 @njit(**_JIT)

@@ -1,0 +1,98 @@
+"""The seed experiment's three models, fitted and scored.
+
+``data`` is what ``make_rotated_moons(..., split=True)`` returns:
+``(X_train, X_test, y_train, y_test, groups_train, groups_test)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def _accuracy(y_true, y_pred) -> float:
+    return float(100.0 * np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+# The post's network: 2-5-5-1, tanh, no biases.
+NETWORK = dict(hidden_layer_sizes=(5, 5), activation="tanh", use_bias=False)
+
+
+def fit_models(
+    data, *, seed, sampler, flat_sampler, hier_sampler, align, joint_prior, progress
+):
+    """Fit the three models on the training part of ``data``.
+
+    ``sampler`` is the NUTS implementation, ``flat_sampler`` and
+    ``hier_sampler`` the draws / tune / chains of the flat and the
+    hierarchical models; ``progress`` a
+    :class:`~skhbnn.experiments.progress.Progress`.  Returns
+    ``(flats, hier, transfer)``: the dict ``{group: flat BNN}``, the
+    hierarchical BNN and the informed-prior transfer built from it.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    from .. import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier, InformedPriorTransfer
+
+    X_tr, _, y_tr, _, g_tr, _ = data
+    labels = np.unique(g_tr)
+    network = dict(NETWORK, sampler=sampler)
+    common = dict(network, **flat_sampler)
+    with warnings.catch_warnings():
+        # 48 fits, many with one chain, would print a wall of R-hat/ESS
+        # warnings; the hierarchical model's diagnostics go to results.json.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+
+        # 1. One flat BNN per group, isotropic N(0, 1) prior.
+        flats = {}
+        with progress.stage("flat", f"flat BNNs ({len(labels)} groups)", len(labels)) as step:
+            for k, label in enumerate(labels):
+                rows = g_tr == label
+                flats[label] = BayesianMLPClassifier(
+                    **common, random_state=seed + k, progressbar=False
+                ).fit(X_tr[rows], y_tr[rows])
+                step()
+
+        # 2. The hierarchical BNN; its sampler draws its own bar.
+        with progress.stage("hierarchical", "hierarchical BNN", own_bar=True):
+            hier = HierarchicalBayesianMLPClassifier(
+                **network, **hier_sampler, random_state=seed, progressbar=progress.bars
+            ).fit(X_tr, y_tr, groups=g_tr)
+
+        # 3. Informed priors from (2), one flat BNN per group under them.
+        with progress.stage("informed prior", f"informed-prior BNNs ({len(labels)} groups)"):
+            transfer = InformedPriorTransfer(
+                hier,
+                prefit=True,
+                flat_estimator=BayesianMLPClassifier(
+                    **common, random_state=seed, progressbar=False
+                ),
+                align=align,
+                **({"joint_prior": True} if joint_prior else {}),
+            ).fit(X_tr, y_tr, groups=g_tr)
+    return flats, hier, transfer
+
+
+def accuracies(data, flats, hier, transfer) -> dict:
+    """Train and test accuracy (percent) of every model."""
+    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+
+    def per_group(X, g):
+        pred = np.empty(len(X), dtype=y_tr.dtype)
+        for label, flat in flats.items():
+            rows = g == label
+            pred[rows] = flat.predict(X[rows])
+        return pred
+
+    preds = {
+        "flat": (per_group(X_tr, g_tr), per_group(X_te, g_te)),
+        "hierarchical": (hier.predict(X_tr, groups=g_tr), hier.predict(X_te, groups=g_te)),
+        "informed prior": (
+            transfer.predict(X_tr, groups=g_tr), transfer.predict(X_te, groups=g_te)
+        ),
+    }
+    return {
+        key: {"train": _accuracy(y_tr, p_tr), "test": _accuracy(y_te, p_te)}
+        for key, (p_tr, p_te) in preds.items()
+    }

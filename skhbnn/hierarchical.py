@@ -1,0 +1,320 @@
+"""The hierarchical Bayesian MLP classifier: one network per group."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import (
+    _N_DIAGNOSTIC_ROWS,
+    BaseBayesianMLP,
+    flatten_chains,
+    posterior_moments,
+)
+from .classifiers import _FLAT_FITTED, BayesianMLPClassifier
+from .groups import NEW_GROUP_POLICIES, GroupEncoder, check_groups, group_codes, resolve_groups
+from .models import HierarchicalModel
+from .network import forward, logits_to_proba
+from .priors import MvNormalPrior, informed_prior
+from .registry import register_estimator
+
+
+@register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
+class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
+    """Hierarchical Bayesian MLP: one network per group, sharing strength.
+
+    Every group has its own weights, drawn around group-mean weights with one
+    learned spread per layer, written non-centred:
+    ``w[g] = mu + sd_layer * raw[g]`` with ``mu ~ Normal(0, prior_sd)``,
+    ``sd_layer ~ HalfNormal(group_sd_prior)``, ``raw[g] ~ Normal(0, 1)``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(5, 5)
+        Units per hidden layer.
+    activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
+        Hidden-layer activation.
+    use_bias : bool, default=True
+        Whether layers have biases (each group has its own, around group-mean
+        biases).  ``use_bias=False`` with ``(5, 5)`` and tanh on two features
+        is the seed's 2-5-5-1 network.
+    prior_sd : float, default=1.0
+        Prior sd of the group-mean weights.
+    group_sd_prior : float, default=1.0
+        Scale of the HalfNormal prior on each layer's group sd.
+    group_column : str, int or None, default=None
+        Column of X holding the group label (a DataFrame column name, or an
+        integer position for arrays).  When set, groups are read from X in fit
+        and predict, and the other columns are the features; this is how
+        cross-validation and grid search see groups at predict time.
+    new_groups : {"population", "error"}, default="population"
+        A group never seen in fit is predicted with the population predictive
+        (for each posterior draw, new group weights drawn from that draw's
+        group distribution), or raises ``ValueError``.
+    inference : {"nuts", "advi"}, default="nuts"
+        Full MCMC with NUTS, or mean-field ADVI (faster, less accurate
+        uncertainty).
+    sampler : {"auto", "nutpie", "nutpie-pytensor", "pymc"}, default="auto"
+        The NUTS route (see :mod:`skhbnn.inference`): "nutpie" samples with
+        nutpie on skhbnn's compiled kernels (nothing to compile),
+        "nutpie-pytensor" with nutpie on the PyMC model it compiles, "pymc"
+        with PyMC's own NUTS; "auto" is "nutpie" when nutpie is installed,
+        else "pymc".
+    draws : int, default=1000
+        Posterior draws per chain (for ADVI: draws from the approximation).
+    tune : int, default=1000
+        NUTS tuning (warm-up) steps per chain.
+    chains : int, default=2
+        Number of NUTS chains, run in parallel on up to that many cores.
+    target_accept : float, default=0.9
+        NUTS target acceptance rate in (0, 1); raise it if there are
+        divergences.
+    advi_iterations : int, default=30000
+        Optimisation steps for ``inference="advi"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds sampling (and the population predictive of new groups).  An int
+        makes fits reproducible.
+    progressbar : bool or "auto", default="auto"
+        Show a progress bar while fitting; "auto" shows it in an interactive
+        terminal, except for the clones that cross-validation, grid search
+        and :class:`~skhbnn.InformedPriorTransfer` fit.
+    n_jobs : int, default=None
+        Threads for prediction (``predict``, ``predict_proba``,
+        ``predict_std``): ``None`` means 1, ``-1`` all CPUs.  Results do not
+        depend on it.  Fitting runs ``chains`` chains in parallel regardless.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    groups_ : ndarray of shape (n_groups,)
+        Group labels seen in fit; posterior arrays index groups in this order.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    idata_ : arviz InferenceData (PyMC 5) or xarray DataTree (PyMC 6)
+    posterior_draws_ : dict of str to ndarray
+        ``w{l}_mu`` / ``b{l}_mu`` group means, ``sd{l}`` group sds and per-group
+        ``w{l}`` / ``b{l}`` (group axis after chain and draw).
+    network_ : NetworkSpec
+    diagnostics_ : dict or None
+
+    Examples
+    --------
+    >>> from skhbnn import HierarchicalBayesianMLPClassifier
+    >>> from skhbnn.datasets import make_rotated_moons
+    >>> X, y, groups = make_rotated_moons(n_groups=3, n_samples=30, random_state=0)
+    >>> clf = HierarchicalBayesianMLPClassifier(draws=100, tune=100, random_state=0)
+    >>> clf.fit(X, y, groups=groups).predict(X[:3], groups=groups[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints = {
+        **BaseBayesianMLP._parameter_constraints,
+        "group_sd_prior": [Interval(Real, 0, None, closed="neither")],
+        "group_column": [None, str, Integral],
+        "new_groups": [StrOptions(set(NEW_GROUP_POLICIES))],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(5, 5),
+        activation="tanh",
+        use_bias=True,
+        prior_sd=1.0,
+        group_sd_prior=1.0,
+        group_column=None,
+        new_groups="population",
+        inference="nuts",
+        sampler="auto",
+        draws=1000,
+        tune=1000,
+        chains=2,
+        target_accept=0.9,
+        advi_iterations=30000,
+        random_state=None,
+        progressbar="auto",
+        n_jobs=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.use_bias = use_bias
+        self.prior_sd = prior_sd
+        self.group_sd_prior = group_sd_prior
+        self.group_column = group_column
+        self.new_groups = new_groups
+        self.inference = inference
+        self.sampler = sampler
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.target_accept = target_accept
+        self.advi_iterations = advi_iterations
+        self.random_state = random_state
+        self.progressbar = progressbar
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------ groups
+    def _split_groups(self, X, groups):
+        """Features and raw group labels (or None), from X's column or ``groups``."""
+        return resolve_groups(X, groups, self.group_column)
+
+    def _group_codes(self, groups, n_samples: int) -> np.ndarray:
+        """Integer codes of fitted groups; -1 for groups never seen in fit."""
+        fix = "new_groups='population'" if self.new_groups == "error" else None
+        return group_codes(self._encoder, groups, n_samples, new_groups_fix=fix)
+
+    # --------------------------------------------------------------- fit
+    def fit(self, X, y, groups=None):
+        """Sample the posterior of the hierarchical network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        groups : array-like of shape (n_samples,), default=None
+            Group label of each row (any hashable values).  ``None`` means a
+            single group, unless ``group_column`` is set.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit_atomically(lambda: self._fit(X, y, groups))
+
+    def _fit(self, X, y, groups):
+        self._validate_params()
+        X, groups = self._split_groups(X, groups)
+        X, y_enc, classes = self._check_training_data(X, y)
+        if groups is None:  # one group: the plain-classifier case
+            groups = np.zeros(X.shape[0], dtype=object)
+        groups = check_groups(groups, X.shape[0])
+        encoder = GroupEncoder().fit(groups)
+        codes = encoder.transform(groups)
+        n_groups = len(encoder.classes_)
+        spec = self._network_spec(X.shape[1], len(classes))
+        seed = self._new_seed(self.random_state)
+        definition = HierarchicalModel(
+            spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior
+        )
+        idata, draws, n_div = self._infer(definition, seed, X, y_enc, codes)
+        self.classes_ = classes
+        self.groups_ = encoder.classes_
+        self._encoder = encoder
+        self.network_ = spec
+        self.idata_ = idata
+        self.posterior_draws_ = draws
+        self._prediction_seed = seed
+        rows = np.arange(min(_N_DIAGNOSTIC_ROWS, X.shape[0]))
+        # Each diagnostic row under its own group's weights: (C, S, rows, ...).
+        params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
+        proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
+        sds = np.stack([draws[f"sd{layer}"] for layer in range(spec.n_layers)], axis=-1)
+        self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
+
+    def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
+        """MvNormal priors from the fitted group distribution (see
+        :func:`skhbnn.priors.informed_prior`), for :class:`BayesianMLPClassifier`.
+
+        Parameters
+        ----------
+        align : {"draws", "chains", "none"}, default="draws"
+            Map the hidden units of every posterior draw (or only of every
+            chain) onto one labelling before pooling them; see
+            :mod:`skhbnn.alignment`.
+        joint : bool, default=False
+            One MvNormal over all weights, keeping cross-layer correlations,
+            instead of one per weight matrix / bias vector.
+        """
+        check_is_fitted(self)
+        spec = self.network_
+        names = spec.param_shapes()
+        means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}
+        sds = {n: self.posterior_draws_[f"sd{spec.layer_of(n)}"] for n in names}
+        return informed_prior(means, sds, spec, align=align, joint=joint)
+
+    def group_mean_network(self) -> BayesianMLPClassifier:
+        """A fitted :class:`BayesianMLPClassifier` predicting with the posterior
+        draws of the group-mean weights ``w{l}_mu`` / ``b{l}_mu`` (the post's
+        "decision surface of the group weights"; the prior network of
+        :class:`~skhbnn.InformedPriorTransfer`)."""
+        check_is_fitted(self)
+        spec = self.network_
+        mu = {name: self.posterior_draws_[f"{name}_mu"] for name in spec.param_shapes()}
+        return BayesianMLPClassifier._from_draws(mu, spec, self.classes_)
+
+    # ----------------------------------------------------------- predict
+    def group_params(self, group=None) -> dict:
+        """Posterior draws of one group's weights, shape ``(n_draws, ...)``.
+
+        ``group=None`` gives draws of the population predictive: for each
+        posterior draw, weights of a new group drawn from that draw's group
+        distribution (fixed random numbers, so predictions are deterministic).
+        """
+        draws = flatten_chains(self.posterior_draws_)
+        spec = self.network_
+        if group is not None:
+            code = self._encoder.transform(np.array([group], dtype=object))[0]
+            if code < 0:
+                raise ValueError(f"group {group!r} was not seen in fit.")
+            return {k: draws[k][:, code] for k in spec.param_shapes()}
+        rng = np.random.default_rng(self._prediction_seed)
+        out = {}
+        for name in spec.param_shapes():
+            mu = draws[f"{name}_mu"]
+            sd = draws[f"sd{spec.layer_of(name)}"].reshape((-1,) + (1,) * (mu.ndim - 1))
+            out[name] = mu + sd * rng.standard_normal(mu.shape)
+        return out
+
+    def _moments(self, X, groups):
+        X, groups = self._split_groups(X, groups)
+        X = self._check_fitted_X(X)
+        codes = self._group_codes(groups, X.shape[0])
+        draws = flatten_chains(self.posterior_draws_)
+        names = list(self.network_.param_shapes())
+        n_classes = len(self.classes_)
+        mean = np.empty((X.shape[0], n_classes))
+        std = np.empty((X.shape[0], n_classes))
+        for code in np.unique(codes):
+            rows = codes == code
+            if code < 0:
+                params = self.group_params(None)
+            else:
+                params = {k: draws[k][:, code] for k in names}
+            mean[rows], std[rows] = posterior_moments(
+                params, X[rows], self.network_, n_jobs=self.n_jobs
+            )
+        return mean, std
+
+    def predict_proba(self, X, groups=None, return_std=False):
+        """Posterior-mean class probabilities, shape (n_samples, n_classes).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Group of each row; ignored when ``group_column`` is set.
+        return_std : bool, default=False
+            Also return :meth:`predict_std`'s sd, from the same pass.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        std : ndarray of shape (n_samples, n_classes)
+            Only when ``return_std=True``.
+        """
+        mean, std = self._moments(X, groups)
+        return (mean, std) if return_std else mean
+
+    def predict_std(self, X, groups=None):
+        """Posterior sd of the class probabilities, shape (n_samples, n_classes)."""
+        return self._moments(X, groups)[1]
+
+    def predict(self, X, groups=None):
+        """Most probable class of each row under its group's network."""
+        return self._predict_from_moments(self._moments(X, groups)[0])
+
+
+__all__ = ["HierarchicalBayesianMLPClassifier"]

@@ -1,0 +1,58 @@
+"""The contract between Python and the compiled callbacks (a leaf module).
+
+Every fit's data, layout and prior reach the C callbacks of
+:mod:`skhbnn.kernels.cfuncs` through an int64 *header*: numpy arrays' addresses
+and sizes in fixed slots.  This module holds those slots, the activation
+codes, the return codes and the *ABI stamp*; it imports nothing from skhbnn,
+so both sides read it without an import cycle.
+
+numba's on-disk cache treats globals as constants and invalidates a cached
+function only when its own source file changes.  A callback loaded from a
+cache written before :mod:`skhbnn.kernels.density` or this slot table changed
+would read the header with the old layout: wrong pointers, not an error.  The
+stamp prevents that: it hashes this file and the kernels' sources, the
+Python side writes it into every header, and each callback, which compiled
+the stamp in as a constant, returns :data:`STALE` when they differ.
+:func:`skhbnn.kernels.problem.callbacks` then recompiles the callbacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+# Header slots shared by both kinds of model.
+XT, Y, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P = range(8)
+# flat: prior mean, scale, Cholesky factor (n x n, n = 0 without one), floats,
+# number of expanded values
+F_MEAN, F_SCALE, F_L, F_LN, F_FLOATS, F_EXPANDED = range(8, 14)
+# hierarchical: group row starts, number of groups, layer of each parameter,
+# (offset, size) of each parameter array and their number, floats
+# (prior_sd, group_sd_prior, const), number of expanded values
+H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED = range(8, 15)
+STAMP = 15
+HEADER_SIZE = 16
+
+ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
+
+# Return codes.  0, 3 and 4 as nutpie's own callbacks for PyMC models return
+# them (3 and 4 are a failed point, a divergence); -1 and -2 are hard errors.
+OK = 0
+WRONG_SIZE = -1
+STALE = -2
+NONFINITE_GRADIENT = 3
+NONFINITE_LOGP = 4
+
+_SOURCES = ("abi.py", "density.py", "cfuncs.py")
+
+
+def _stamp() -> int:
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _SOURCES:
+        digest.update(name.encode())
+        digest.update((here / name).read_bytes())
+    return int.from_bytes(digest.digest()[:8], "little") >> 2  # a positive int64
+
+
+ABI_STAMP = _stamp()

@@ -1,0 +1,252 @@
+"""A model and its data packed for the kernels: the header the callbacks read.
+
+:func:`pack_flat` and :func:`pack_hierarchical` are the kernel back-ends of
+:class:`skhbnn.models.FlatModel` and :class:`skhbnn.models.HierarchicalModel`
+(called through their ``build_kernel``); the posterior variables the expand
+callback writes are the definition's variable table, in its order.  The
+callbacks themselves are loaded by :func:`callbacks`, which checks their ABI
+stamp (:mod:`skhbnn.kernels.abi`) and recompiles a stale numba cache.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..network import NetworkSpec, split_flat
+from . import abi
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def layout_of(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(layout, player)``: per layer ``(n_in, n_out, w_offset, b_offset)``
+    in the flattened parameter vector (``b_offset = -1`` without biases), and
+    the layer of every entry."""
+    cuts = spec.param_slices()
+    sizes = spec.layer_sizes
+    rows, player = [], np.empty(spec.n_params, dtype=np.int64)
+    for layer in range(spec.n_layers):
+        w, b = cuts[f"w{layer}"], cuts.get(f"b{layer}")
+        rows.append((sizes[layer], sizes[layer + 1], w.start, -1 if b is None else b.start))
+        player[w] = layer
+        if b is not None:
+            player[b] = layer
+    return np.array(rows, dtype=np.int64), player
+
+
+@dataclass
+class Problem:
+    """One model and its data, packed for the kernels.
+
+    ``header`` is what the C callbacks receive; ``arrays`` keeps every array
+    it points to alive.  ``shapes`` are the posterior variables in the order
+    the expand callback writes them (the model's variable table).
+    """
+
+    kind: str  # "flat" or "hierarchical"
+    n_dim: int
+    header: np.ndarray
+    arrays: tuple
+    shapes: dict[str, tuple[int, ...]]
+    # entries of the unconstrained vector whose initial value is not 0
+    # (before the jitter): the log of the HalfNormal scales' support point
+    init_offsets: dict[int, float]
+
+    @property
+    def n_expanded(self) -> int:
+        return int(sum(int(np.prod(s)) for s in self.shapes.values()))
+
+    def initial_point(self, seed) -> np.ndarray:
+        """PyMC's default for nutpie: support point plus U(-1, 1) jitter."""
+        x = np.random.default_rng(seed).uniform(-1.0, 1.0, size=self.n_dim)
+        for index, value in self.init_offsets.items():
+            x[index] += value
+        return x
+
+    # Python access to the C callbacks (tests, diagnostics, the route check)
+    def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log density and gradient at ``x``, through the C callback."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        grad = np.empty(self.n_dim)
+        logp = np.empty(1)
+        code = callbacks()[self.kind][0].ctypes(
+            self.n_dim, _ptr(x), _ptr(grad), _ptr(logp), self.header.ctypes.data
+        )
+        _check(code, "log density")
+        return float(logp[0]), grad
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The posterior variables at ``x``, through the C callback."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty(self.n_expanded)
+        code = callbacks()[self.kind][1].ctypes(
+            self.n_dim, out.size, _ptr(x), _ptr(out), self.header.ctypes.data
+        )
+        _check(code, "expand")
+        return split_flat(out, self.shapes)
+
+
+class StaleKernelError(RuntimeError):
+    """The compiled callbacks and the Python side disagree on the header."""
+
+
+def _check(code: int, what: str) -> None:
+    if code == abi.STALE:
+        raise StaleKernelError(
+            f"the {what} callback was compiled for another header layout (a stale "
+            "numba cache); delete skhbnn/kernels/__pycache__/cfuncs*.nb[ci] or set "
+            "NUMBA_CACHE_DIR to an empty folder."
+        )
+    if code != abi.OK:
+        raise RuntimeError(f"{what} callback failed with code {code}")
+
+
+def _ptr(array: np.ndarray):
+    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+
+def _header(spec: NetworkSpec, XT: np.ndarray, y: np.ndarray, layout: np.ndarray):
+    header = np.zeros(abi.HEADER_SIZE, dtype=np.int64)
+    header[[abi.XT, abi.Y, abi.N_ROWS, abi.N_FEATURES, abi.LAYOUT, abi.N_LAYERS]] = [
+        XT.ctypes.data, y.ctypes.data, y.size, XT.shape[0], layout.ctypes.data, len(layout)
+    ]
+    header[abi.ACT] = abi.ACTIVATION_CODES[spec.activation]
+    header[abi.P] = spec.n_params
+    header[abi.STAMP] = abi.ABI_STAMP
+    return header
+
+
+def pack_flat(model, X: np.ndarray, y: np.ndarray) -> Problem:
+    """The kernel back-end of :class:`skhbnn.models.FlatModel`.
+
+    The unconstrained vector is ``z ~ N(0, I)``: the model's raw variables in
+    table order (per parameter, or an MvNormal prior's blocks);
+    ``theta = scale * z`` or ``mean + L @ z``.
+    """
+    spec, prior = model.spec, model.prior
+    layout, _ = layout_of(spec)
+    P = spec.n_params
+    XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    mean = np.zeros(P)
+    scale = np.full(P, float(model.prior_sd))
+    L = np.zeros((0, 0))
+    if prior is not None:
+        L = np.zeros((P, P))
+        cuts = spec.param_slices()
+        z_start = 0
+        for block, members in prior.blocks(spec).items():
+            idx = np.concatenate([np.arange(P)[cuts[m]] for m in members])
+            mean[idx] = np.asarray(prior.means[block], dtype=float)
+            L[idx, z_start : z_start + len(idx)] = prior.cholesky(block)
+            z_start += len(idx)
+    floats = np.array([-0.5 * P * _LOG_2PI])  # log normaliser of z ~ N(0, I)
+    header = _header(spec, XT, y, layout)
+    header[[abi.F_MEAN, abi.F_SCALE, abi.F_L, abi.F_LN, abi.F_FLOATS]] = [
+        mean.ctypes.data, scale.ctypes.data, L.ctypes.data, L.shape[0], floats.ctypes.data
+    ]
+    shapes = model.posterior_shapes()
+    problem = Problem("flat", P, header, (XT, y, layout, mean, scale, L, floats), shapes, {})
+    header[abi.F_EXPANDED] = problem.n_expanded
+    return problem
+
+
+def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray) -> Problem:
+    """The kernel back-end of :class:`skhbnn.models.HierarchicalModel`.
+
+    ``codes`` are the group codes ``0 .. n_groups - 1`` of the rows of ``X``.
+    The unconstrained vector is ``(log sd_l per layer, mu (P), raw (G x P))``.
+    """
+    spec, n_groups = model.spec, model.n_groups
+    layout, player = layout_of(spec)
+    P, n_layers = spec.n_params, spec.n_layers
+    codes = np.asarray(codes, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64)[order].T)
+    y = np.ascontiguousarray(np.asarray(y)[order], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_groups))])
+    starts = starts.astype(np.int64)
+    segments = np.array(
+        [(cut.start, cut.stop - cut.start) for cut in spec.param_slices().values()],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    prior_sd, group_sd_prior = float(model.prior_sd), float(model.group_sd_prior)
+    # Normal(0, prior_sd) on mu, Normal(0, 1) on raw, HalfNormal on each sd
+    const = (
+        -P * (0.5 * _LOG_2PI + math.log(prior_sd))
+        - 0.5 * n_groups * P * _LOG_2PI
+        + n_layers * (0.5 * math.log(2.0 / math.pi) - math.log(group_sd_prior))
+    )
+    floats = np.array([prior_sd, group_sd_prior, const])
+    header = _header(spec, XT, y, layout)
+    header[[abi.H_STARTS, abi.H_GROUPS, abi.H_PLAYER, abi.H_SEGMENTS, abi.H_NSEG]] = [
+        starts.ctypes.data, n_groups, player.ctypes.data, segments.ctypes.data, len(segments)
+    ]
+    header[abi.H_FLOATS] = floats.ctypes.data
+    offsets = {layer: math.log(group_sd_prior) for layer in range(n_layers)}
+    problem = Problem(
+        "hierarchical",
+        n_layers + P + n_groups * P,
+        header,
+        (XT, y, layout, starts, player, segments, floats),
+        model.posterior_shapes(),
+        offsets,
+    )
+    header[abi.H_EXPANDED] = problem.n_expanded
+    return problem
+
+
+_CALLBACKS: dict | None = None
+_LOCK = threading.Lock()
+_NAMES = {
+    "flat": ("flat_logp", "flat_expand"),
+    "hierarchical": ("hierarchical_logp", "hierarchical_expand"),
+}
+
+
+def _stale(module) -> bool:
+    """Whether any callback of ``module`` was compiled with another stamp: each
+    is called with a header that holds only the stamp and sizes that cannot
+    match, so a current callback answers WRONG_SIZE without touching memory."""
+    header = np.zeros(abi.HEADER_SIZE, dtype=np.int64)
+    header[abi.STAMP] = abi.ABI_STAMP
+    header[abi.P] = 1
+    address = header.ctypes.data
+    for logp, expand in _NAMES.values():
+        if getattr(module, logp).ctypes(0, None, None, None, address) == abi.STALE:
+            return True
+        if getattr(module, expand).ctypes(0, 0, None, None, address) == abi.STALE:
+            return True
+    return False
+
+
+def callbacks() -> dict:
+    """``{kind: (logp cfunc, expand cfunc)}``, compiled (or loaded from
+    numba's cache) on first use; a cache with another ABI stamp is flushed
+    and the callbacks recompiled, never used."""
+    global _CALLBACKS
+    with _LOCK:
+        if _CALLBACKS is None:
+            from . import cfuncs
+
+            if _stale(cfuncs):
+                for names in _NAMES.values():
+                    for name in names:
+                        getattr(cfuncs, name)._cache.flush()
+                cfuncs = importlib.reload(cfuncs)
+                if _stale(cfuncs):
+                    raise StaleKernelError(
+                        "skhbnn's kernels could not be recompiled for the current "
+                        "header layout; set NUMBA_CACHE_DIR to an empty folder."
+                    )
+            _CALLBACKS = {
+                kind: (getattr(cfuncs, logp), getattr(cfuncs, expand))
+                for kind, (logp, expand) in _NAMES.items()
+            }
+    return _CALLBACKS

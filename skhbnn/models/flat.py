@@ -1,0 +1,92 @@
+"""The flat Bayesian MLP: one network, ``Normal(0, prior_sd)`` or informed
+MvNormal priors on its weights, written non-centred.
+
+Posterior variables (the table, in order): ``{p}_raw`` per parameter ``p``
+(``w0, b0, w1, ...``), or ``{block}_raw`` per block of an MvNormal prior
+(``joint_raw`` for a joint one), all ``Normal(0, 1)``; then the weights
+``{p} = prior_sd * {p}_raw`` or ``mean + L @ {block}_raw``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..network import NetworkSpec, forward
+from ..priors import MvNormalPrior
+from .definition import ModelDefinition, Variable, likelihood
+
+
+@dataclass(frozen=True, eq=False)
+class FlatModel(ModelDefinition):
+    """A flat Bayesian MLP (see the module docstring for its variables)."""
+
+    kind: ClassVar[str] = "flat"
+    spec: NetworkSpec
+    prior_sd: float = 1.0
+    prior: MvNormalPrior | None = None
+
+    def blocks(self) -> dict[str, list[str]]:
+        """``{block: [parameters]}``: one block per parameter without an
+        informed prior, else the prior's blocks."""
+        if self.prior is None:
+            return {name: [name] for name in self.spec.param_shapes()}
+        return self.prior.blocks(self.spec)
+
+    def variables(self) -> tuple[Variable, ...]:
+        spec, shapes, sizes = self.spec, self.spec.param_shapes(), self.spec.param_sizes()
+        raws = []
+        for block, members in self.blocks().items():
+            layer = spec.layer_of(members[0]) if len(members) == 1 else None
+            shape = shapes[block] if self.prior is None else (sum(sizes[m] for m in members),)
+            raws.append(Variable(f"{block}_raw", shape, "raw", layer, block))
+        weights = [
+            Variable(name, shape, "weight", spec.layer_of(name), name)
+            for name, shape in shapes.items()
+        ]
+        return (*raws, *weights)
+
+    def cache_key(self) -> tuple:
+        blocks = None if self.prior is None else tuple(self.prior.blocks(self.spec))
+        return (self.kind, self.spec, blocks)
+
+    def build_kernel(self, X, y, codes=None):
+        """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
+        from ..kernels.problem import pack_flat
+
+        return pack_flat(self, X, y)
+
+    def build_pymc(self, X, y, codes=None):
+        """The PyMC model.  Every number that can change between fits of the
+        same structure (data, prior scale, informed means and Cholesky
+        factors) is a ``pm.Data`` container, so a model compiled once can be
+        re-used with new values (:mod:`skhbnn.inference`)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        spec, shapes = self.spec, self.spec.param_shapes()
+        table = self.variables()
+        with pm.Model() as model:
+            X_data = pm.Data("X", np.asarray(X, dtype=float))
+            y_data = pm.Data("y", np.asarray(y, dtype=np.int64))
+            if self.prior is None:
+                sd = pm.Data("prior_sd", np.asarray(float(self.prior_sd)))
+            raw = {v.param: pm.Normal(v.name, 0.0, 1.0, shape=v.shape) for v in table if v.free}
+            values = {}
+            for block, members in self.blocks().items():
+                if self.prior is None:
+                    values[block] = sd * raw[block]
+                    continue
+                mean = pm.Data(f"{block}_prior_mean", np.asarray(self.prior.means[block], float))
+                chol = pm.Data(f"{block}_prior_chol", self.prior.cholesky(block))
+                value = mean + pt.dot(chol, raw[block])
+                start = 0
+                for name in members:  # the block is the members, flattened, in order
+                    size = int(np.prod(shapes[name]))
+                    values[name] = value[start : start + size].reshape(shapes[name])
+                    start += size
+            params = {v.name: pm.Deterministic(v.name, values[v.param]) for v in table if not v.free}
+            likelihood(forward(params, X_data, spec, xp=pt), y_data, spec)
+        return model

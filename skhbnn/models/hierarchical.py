@@ -1,0 +1,100 @@
+"""The hierarchical Bayesian MLP over groups, non-centred.
+
+Per group ``g`` and layer ``l``: ``w_g = mu + sd_l * raw_g`` with
+``mu ~ Normal(0, prior_sd)``, ``sd_l ~ HalfNormal(group_sd_prior)`` and
+``raw_g ~ Normal(0, 1)``.
+
+Posterior variables (the table, in order): ``sd{l}`` per layer; per network
+parameter ``p`` (``w0, b0, w1, ...``) its group mean ``{p}_mu`` and the
+per-group offsets ``{p}_raw`` of shape ``(n_groups, ...)``; then the
+per-group weights ``{p}`` of shape ``(n_groups, ...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..network import NetworkSpec, forward
+from .definition import ModelDefinition, Variable, likelihood
+
+
+@dataclass(frozen=True, eq=False)
+class HierarchicalModel(ModelDefinition):
+    """A hierarchical Bayesian MLP (see the module docstring for its variables)."""
+
+    kind: ClassVar[str] = "hierarchical"
+    spec: NetworkSpec
+    n_groups: int
+    prior_sd: float = 1.0
+    group_sd_prior: float = 1.0
+
+    def variables(self) -> tuple[Variable, ...]:
+        spec, G = self.spec, self.n_groups
+        table = [Variable(f"sd{layer}", (), "group_sd", layer) for layer in range(spec.n_layers)]
+        weights = []
+        for name, shape in spec.param_shapes().items():
+            layer = spec.layer_of(name)
+            table.append(Variable(f"{name}_mu", shape, "mean", layer, name))
+            table.append(Variable(f"{name}_raw", (G, *shape), "raw", layer, name))
+            weights.append(Variable(name, (G, *shape), "weight", layer, name))
+        return (*table, *weights)
+
+    def prediction_names(self) -> list[str]:
+        """Per network parameter its per-group weights and group mean, then
+        the group sds."""
+        table = self.variables()
+        mean_of = {v.param: v.name for v in table if v.role == "mean"}
+        names = []
+        for v in table:
+            if v.role == "weight":
+                names += [v.name, mean_of[v.param]]
+        return names + [v.name for v in table if v.role == "group_sd"]
+
+    def cache_key(self) -> tuple:
+        return (self.kind, self.spec, self.n_groups)
+
+    def build_kernel(self, X, y, codes=None):
+        """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
+        from ..kernels.problem import pack_hierarchical
+
+        return pack_hierarchical(self, X, y, codes)
+
+    def build_pymc(self, X, y, codes=None):
+        """The PyMC model.  Rows are laid out per group
+        (:func:`skhbnn.groups.pad_by_group`), so each layer is one batched
+        matmul; padding rows never enter the likelihood.  Data and prior
+        scales are ``pm.Data`` containers (see :class:`FlatModel`)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from ..groups import pad_by_group
+
+        spec = self.spec
+        X_pad, y_pad, obs_index = pad_by_group(X, y, codes, self.n_groups)
+        y_obs = y_pad.reshape(-1)[obs_index]
+        with pm.Model() as model:
+            X_data = pm.Data("X", np.asarray(X_pad, dtype=float))
+            y_data = pm.Data("y", np.asarray(y_obs, dtype=np.int64))
+            index = pm.Data("obs_index", np.asarray(obs_index, dtype=np.int64))
+            mu_sd = pm.Data("prior_sd", np.asarray(float(self.prior_sd)))
+            sd_scale = pm.Data("group_sd_prior", np.asarray(float(self.group_sd_prior)))
+            rv = {}
+            for v in self.free_variables():
+                if v.role == "group_sd":
+                    rv[v.name] = pm.HalfNormal(v.name, sigma=sd_scale)
+                else:
+                    rv[v.name] = pm.Normal(v.name, 0.0, mu_sd if v.role == "mean" else 1.0, shape=v.shape)
+            params = {
+                v.name: pm.Deterministic(
+                    v.name, rv[f"{v.param}_mu"] + rv[f"sd{v.layer}"] * rv[f"{v.param}_raw"]
+                )
+                for v in self.variables()
+                if not v.free
+            }
+            logits = forward(params, X_data, spec, xp=pt)  # (G, M, n_outputs)
+            logits = logits.reshape((-1, spec.n_outputs))[index]
+            likelihood(logits, y_data, spec)
+        return model
