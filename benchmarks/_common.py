@@ -71,20 +71,6 @@ def cpu_seconds() -> float:
 
 
 @contextmanager
-def kernels(enabled: bool):
-    """NUTS with nutpie through skhbnn's kernels (the default) or, with
-    ``enabled=False``, through the pytensor-compiled PyMC model."""
-    import skhbnn.inference
-
-    before = skhbnn.inference.KERNELS
-    skhbnn.inference.KERNELS = enabled
-    try:
-        yield
-    finally:
-        skhbnn.inference.KERNELS = before
-
-
-@contextmanager
 def timed(out: dict, key: str):
     """Store the wall time of the block in ``out[key]`` and its CPU time in
     ``out[key + "_cpu"]`` (seconds)."""

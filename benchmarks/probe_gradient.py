@@ -29,15 +29,12 @@ def main(variant: str) -> None:
     import pymc as pm
     import pytensor.tensor as pt
 
-    import skhbnn.models as M
+    import skhbnn.models.hierarchical as M
     import skhbnn.network as N
     from skhbnn.datasets import make_rotated_moons
-    from skhbnn.groups import pad_by_group
 
     X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
     spec = N.NetworkSpec(2, (5, 5), 1, "tanh", use_bias=False)
-    X_pad, y_pad, idx = pad_by_group(X, y, g, 18)
-    y_obs = y_pad.reshape(-1)[idx]
 
     if variant == "broadcast":
         class _Namespace:  # pytensor.tensor with matmul as multiply + sum
@@ -56,13 +53,13 @@ def main(variant: str) -> None:
             2.0 * pt.sigmoid(2.0 * a) - 1.0 if xp is pt and name == "tanh" else activate(name, a, xp)
         )
     elif variant == "bernoulli":
-        M._likelihood = lambda z, y_, s: pm.Bernoulli("y_obs", logit_p=z[..., 0], observed=y_)
+        M.likelihood = lambda z, y_, s: pm.Bernoulli("y_obs", logit_p=z[..., 0], observed=y_)
     elif variant == "potential":
-        M._likelihood = lambda z, y_, s: pm.Potential(
+        M.likelihood = lambda z, y_, s: pm.Potential(
             "y_obs", pt.sum(y_ * z[..., 0] - pt.softplus(z[..., 0]))
         )
 
-    model = M.build_hierarchical_model(spec, X_pad, y_obs, idx)
+    model = M.HierarchicalModel(spec, 18).build_pymc(X, y, g)
     start = time.perf_counter()
     fn = model.logp_dlogp_function(mode="NUMBA", ravel_inputs=True)
     fn.set_extra_values({})

@@ -1,6 +1,6 @@
 """Cost of one log density + gradient of the seed's hierarchical model
 (18 groups x 50 points, 2-5-5-1 tanh, no biases): skhbnn's kernel, called
-through the C callback nutpie calls (``skhbnn.fast_nuts``), against the
+through the C callback nutpie calls (``skhbnn.kernels``), against the
 gradient pytensor compiles with numba from the PyMC model (what
 ``nutpie.compile_pymc_model`` samples).
 
@@ -12,7 +12,7 @@ Session 3 also ran the kernel through nutpie's public Python-callback route
 (``from_pyfunc``: it lost on the flat fits, the GIL-held callback per
 gradient costs more than the kernel saves) and through nutpie's compiled
 route with per-group and shared ``cfunc`` s; the shared one is what
-``skhbnn.fast_nuts`` became.  Those numbers are in ``benchmarks/README.md``.
+``skhbnn.kernels`` became.  Those numbers are in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -41,18 +41,15 @@ def _per_eval(fn, x, repeats=3, n=2000):
 def main() -> None:
     warnings.simplefilter("ignore")
     from skhbnn.datasets import make_rotated_moons
-    from skhbnn.fast_nuts import hierarchical_problem
-    from skhbnn.groups import pad_by_group
-    from skhbnn.models import build_hierarchical_model
+    from skhbnn.models import HierarchicalModel
     from skhbnn.network import NetworkSpec
 
     X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
-    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=False)
-    X_pad, y_pad, idx = pad_by_group(X, y, g, 18)
-    model = build_hierarchical_model(spec, X_pad, y_pad.reshape(-1)[idx], idx)
+    definition = HierarchicalModel(NetworkSpec(2, (5, 5), 1, "tanh", use_bias=False), 18)
+    model = definition.build_pymc(X, y, g)
 
     start = time.perf_counter()
-    problem = hierarchical_problem(spec, X, y, g, 18)
+    problem = definition.build_kernel(X, y, g)
     x0 = np.random.default_rng(0).normal(size=problem.n_dim) * 0.1
     problem.logp_grad(x0)
     print(f"kernel: load/compile {time.perf_counter() - start:.1f} s")

@@ -1,6 +1,6 @@
 """How much the hierarchical fit's sampling efficiency depends on the seed,
 for each of nutpie's two routes in skhbnn: the kernels (the default) and the
-pytensor-compiled PyMC model (``SKHBNN_KERNELS=0``).
+pytensor-compiled PyMC model (``sampler="nutpie-pytensor"``).
 
 The seed's hierarchical model (18 groups x 50 points, 2-5-5-1 tanh, no
 biases), 2 chains x (1000 tune + 1000 draws), target_accept 0.9: exactly what
@@ -30,20 +30,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main(n_seeds: int = 5, first: int = 1, routes=("kernels", "pytensor")) -> None:
     warnings.simplefilter("ignore")
-    from benchmarks._common import ess, kernels, seed_data
+    from benchmarks._common import ess, seed_data
     from skhbnn import HierarchicalBayesianMLPClassifier
 
     X, X_test, y, y_test, g, g_test = seed_data()
     totals = {}
     for route in routes:
-        enabled = route == "kernels"
+        sampler = "nutpie" if route == "kernels" else "nutpie-pytensor"
         for r in range(first, first + n_seeds):
             clf = HierarchicalBayesianMLPClassifier(
-                use_bias=False, random_state=r, progressbar=False
+                use_bias=False, random_state=r, progressbar=False, sampler=sampler
             )
             start = time.perf_counter()
-            with kernels(enabled):
-                clf.fit(X, y, groups=g)
+            clf.fit(X, y, groups=g)
             wall = time.perf_counter() - start
             steps = int(clf.idata_.sample_stats["n_steps"].values.sum())
             sd_ess = [ess(clf.posterior_draws_[f"sd{layer}"]) for layer in range(3)]

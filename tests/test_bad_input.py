@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 import skhbnn._base
-import skhbnn.classifiers
+from skhbnn.models import MODEL_KINDS
 import skhbnn.inference
 from skhbnn import (
     BayesianMLPClassifier,
@@ -89,8 +89,9 @@ def _no_sampling(monkeypatch):
     for module in (skhbnn.inference, skhbnn._base):
         monkeypatch.setattr(module, "sample_nuts", _boom)
         monkeypatch.setattr(module, "fit_advi", _boom)
-    monkeypatch.setattr(skhbnn.classifiers, "build_flat_model", _boom)
-    monkeypatch.setattr(skhbnn.classifiers, "build_hierarchical_model", _boom)
+    for kind in MODEL_KINDS.values():
+        monkeypatch.setattr(kind, "build_pymc", _boom)
+        monkeypatch.setattr(kind, "build_kernel", _boom)
 
 
 def _call(est, method, X, y=None, groups=None):

@@ -145,16 +145,16 @@ def test_cross_validation_folds_compile_once(kind, six, monkeypatch):
     """On nutpie's pytensor route (no kernels), refits of one structure
     re-use one compiled model with new data."""
     nutpie = pytest.importorskip("nutpie")
-    monkeypatch.setattr(skhbnn.inference, "KERNELS", False)
     compiles = []
     real = nutpie.compile_pymc_model
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: compiles.append(1) or real(*a, **k))
     monkeypatch.setattr(skhbnn.inference, "_compiled_cache", skhbnn.inference.OrderedDict())
     df, y = six
+    route = {**TINY, "sampler": "nutpie-pytensor"}
     if kind == "flat":
-        est, X = BayesianMLPClassifier(hidden_layer_sizes=(3,), **TINY), df[FEATURES]
+        est, X = BayesianMLPClassifier(hidden_layer_sizes=(3,), **route), df[FEATURES]
     else:
-        est, X = HierarchicalBayesianMLPClassifier(group_column="store", **TINY), df
+        est, X = HierarchicalBayesianMLPClassifier(group_column="store", **route), df
     # Folds of equal size: the same data shapes in every fit.
     scores = cross_val_score(est, X, y, cv=KFold(3, shuffle=True, random_state=1))
     assert len(scores) == 3 and len(compiles) == 1
@@ -281,14 +281,18 @@ def test_auto_progress_is_off_inside_cross_validation_even_on_a_terminal(
     six, monkeypatch
 ):
     """progressbar="auto" shows a bar in an interactive terminal, but not for
-    the many fits of cross-validation or a grid search."""
+    the many fits of cross-validation or a grid search: they fit clones."""
     import sys
+
+    from sklearn.base import clone
 
     df, y = six
     seen = []
     est = BayesianMLPClassifier(hidden_layer_sizes=(4,), **{**TINY, "progressbar": "auto"})
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert est._show_progress() is True
+    assert clone(est)._show_progress() is False
+    assert "_skhbnn_clone" not in clone(est).get_params()
 
     import skhbnn._base as base
 
@@ -301,3 +305,5 @@ def test_auto_progress_is_off_inside_cross_validation_even_on_a_terminal(
     monkeypatch.setattr(base.BaseBayesianMLP, "_show_progress", spy)
     cross_val_score(est, df[FEATURES], y, cv=2)
     assert seen == [False, False]
+    est.fit(df[FEATURES], y)  # the user's own estimator, in a terminal: a bar
+    assert seen[-1] is True

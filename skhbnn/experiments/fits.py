@@ -33,7 +33,11 @@ def fit_models(
     """
     from sklearn.exceptions import ConvergenceWarning
 
-    from .. import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier, InformedPriorTransfer
+    from .. import (
+        BayesianMLPClassifier,
+        HierarchicalBayesianMLPClassifier,
+        InformedPriorTransfer,
+    )
 
     X_tr, _, y_tr, _, g_tr, _ = data
     labels = np.unique(g_tr)

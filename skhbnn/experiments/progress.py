@@ -49,11 +49,11 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress as RichProgress,
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
             )
+            from rich.progress import Progress as RichProgress
 
             columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
             if total is not None:

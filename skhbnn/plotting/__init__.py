@@ -12,20 +12,22 @@ estimators' public API (``predict_proba``, ``predict_std``, ``groups_``,
 ``network_``, ``posterior_draws_``, ``group_mean_network``).
 """
 
-from ._common import SURFACE_KINDS, grid_shape
+from ._common import SURFACE_KINDS as SURFACE_KINDS
+from ._common import grid_shape
 from ._estimators import group_mean_network
 from .data import plot_data_grid
 from .group_plots import plot_group_mean_surface, plot_group_sd, plot_weight_correlation
 from .surfaces import DecisionSurfaces, decision_surfaces, plot_decision_surfaces
 
+# In the order of the old single module (the API page lists them so).
 __all__ = [
+    "grid_shape",
+    "plot_data_grid",
     "DecisionSurfaces",
     "decision_surfaces",
-    "grid_shape",
-    "group_mean_network",
-    "plot_data_grid",
     "plot_decision_surfaces",
-    "plot_group_mean_surface",
     "plot_group_sd",
+    "group_mean_network",
+    "plot_group_mean_surface",
     "plot_weight_correlation",
 ]

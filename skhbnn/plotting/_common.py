@@ -130,7 +130,7 @@ def _group_order(groups):
     """Unique labels, sorted when they can be (as the estimators order them)."""
     uniques = pd.unique(pd.Series(groups, dtype=object))
     try:
-        return list(sorted(uniques))
+        return sorted(uniques)
     except TypeError:
         return list(uniques)
 

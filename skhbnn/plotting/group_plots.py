@@ -231,7 +231,7 @@ def _dendrograms(link, top_ax, left_ax):
 
     order = [0]
     if link is not None:
-        style = dict(no_labels=True, color_threshold=0, above_threshold_color="0.3")
+        style = {"no_labels": True, "color_threshold": 0, "above_threshold_color": "0.3"}
         order = dendrogram(link, ax=top_ax, **style)["leaves"]
         dendrogram(link, ax=left_ax, orientation="left", **style)
         # scipy draws the left dendrogram's first leaf at the bottom; the

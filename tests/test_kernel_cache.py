@@ -1,0 +1,188 @@
+"""A stale numba cache gives a recompile, never wrong numbers.
+
+numba invalidates a cached function only when its own source file changes:
+after an edit of ``skhbnn/kernels/density.py`` or of the header slots in
+``skhbnn/kernels/abi.py``, the cached callbacks of ``cfuncs.py`` would still
+load, with the old kernels or the old header layout compiled in.  The ABI
+stamp makes them answer ``STALE``; :func:`skhbnn.kernels.problem.callbacks`
+must then flush that cache and recompile.
+
+Each test copies the ``skhbnn`` package to a temporary folder and runs fresh
+interpreters on the copy (``PYTHONPATH`` plus ``sys.path``, checked through
+``skhbnn.__file__``: ``.venv`` has an editable install of the working tree)
+with ``NUMBA_CACHE_DIR`` in the temporary folder.  A run prints the log
+density, gradient and expanded variables of a flat and a hierarchical
+problem at fixed points, and how it got its callbacks (stale at first,
+reloaded, cache hits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+_NAMES = ("flat_logp", "flat_expand", "hierarchical_logp", "hierarchical_expand")
+
+_RUN = r"""
+import json, sys
+root, out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, root)
+import numpy as np
+import skhbnn
+assert skhbnn.__file__.startswith(root), skhbnn.__file__
+from skhbnn.datasets import make_rotated_moons
+from skhbnn.kernels import abi, problem as kp
+from skhbnn.kernels import cfuncs  # decorating the cfuncs compiles or loads them
+from skhbnn.models import FlatModel, HierarchicalModel
+from skhbnn.network import NetworkSpec
+
+names = %r
+loaded = {name: getattr(cfuncs, name) for name in names}
+stale_at_first = kp._stale(cfuncs)
+
+X, y, g = make_rotated_moons(n_groups=3, n_samples=20, random_state=5)
+spec = NetworkSpec(2, (4, 3), 1, "tanh", True)
+problems = [
+    FlatModel(spec, prior_sd=1.5).build_kernel(X[g == 0], y[g == 0]),
+    HierarchicalModel(spec, 3).build_kernel(X, y, g),
+]
+rng = np.random.default_rng(0)
+values = []
+for problem in problems:
+    for scale in (0.1, 1.0, 3.0):
+        x = rng.normal(size=problem.n_dim) * scale
+        logp, grad = problem.logp_grad(x)
+        expanded = problem.expand(x)
+        values += [[logp], grad] + [np.ravel(v) for v in expanded.values()]
+np.save(out, np.concatenate(values))
+
+used = {
+    name: fn
+    for kind, pair in kp._NAMES.items()
+    for name, fn in zip(pair, kp.callbacks()[kind])
+}
+print(json.dumps({
+    "file": skhbnn.__file__,
+    "stamp": abi.ABI_STAMP,
+    "stale_at_first": stale_at_first,
+    "reloaded": [name for name in names if used[name] is not loaded[name]],
+    "cache_hits": {name: used[name].cache_hits for name in names},
+}))
+""" % (_NAMES,)
+
+
+def _copy_package(root: Path) -> Path:
+    """``skhbnn`` copied under ``root`` (no ``__pycache__``: no numba cache)."""
+    source = Path(__file__).resolve().parents[1] / "skhbnn"
+    shutil.copytree(source, root / "skhbnn", ignore=shutil.ignore_patterns("__pycache__"))
+    return root / "skhbnn"
+
+
+def _run(root: Path, cache: Path, out: Path) -> tuple[dict, np.ndarray]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "NUMBA_CACHE_DIR": str(cache),
+    }
+    env.pop("NUMBA_DISABLE_JIT", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN, str(root), str(out)],
+        env=env,
+        cwd=root,  # not the working tree: "" on sys.path must not find it
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(info["file"]).resolve().is_relative_to(root.resolve()), info["file"]
+    return info, np.load(out)
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} not found once in {path}"
+    # a new size as well as a new mtime: numba's index of the edited file
+    # is invalidated whatever the file system's mtime resolution
+    assert len(new) != len(old)
+    path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A copy of skhbnn, its numba cache written by a first run: ``(root,
+    package, cache, info, values)``."""
+    root = tmp_path / "src"
+    package = _copy_package(root)
+    cache = tmp_path / "numba-cache"
+    info, values = _run(root, cache, tmp_path / "first.npy")
+    assert not info["stale_at_first"]
+    assert info["reloaded"] == []
+    assert set(info["cache_hits"].values()) == {0}  # compiled
+    assert any(cache.rglob("*cfuncs*.nbi"))
+    assert np.isfinite(values).all()
+    return root, package, cache, info, values
+
+
+def test_unmodified_copy_loads_the_callbacks_from_the_cache(copy, tmp_path):
+    root, _, cache, first, values = copy
+    info, again = _run(root, cache, tmp_path / "again.npy")
+    assert not info["stale_at_first"]
+    assert info["reloaded"] == []
+    assert set(info["cache_hits"].values()) == {1}  # loaded, not compiled
+    assert info["stamp"] == first["stamp"]
+    np.testing.assert_array_equal(again, values)
+
+
+@pytest.mark.slow
+def test_edited_kernels_with_a_stale_cache_recompile(copy, tmp_path):
+    """density.py changed, cfuncs.py not: numba would load the old
+    callbacks; the stamp makes skhbnn recompile them with the new kernels."""
+    root, package, cache, first, values = copy
+    # tanh(a) becomes a different function: every logp and gradient changes
+    _edit(package / "kernels" / "density.py", "e = math.exp(-2.0 * abs(x))",
+          "e = math.exp(-2.25 * abs(x))")
+    info, stale_run = _run(root, cache, tmp_path / "stale.npy")
+    assert info["stamp"] != first["stamp"]
+    assert info["stale_at_first"]  # numba loaded the old callbacks ...
+    assert info["reloaded"] == list(_NAMES)  # ... and skhbnn recompiled them
+    assert set(info["cache_hits"].values()) == {0}
+    assert not np.array_equal(stale_run, values)
+
+    fresh, fresh_values = _run(root, tmp_path / "empty-cache", tmp_path / "fresh.npy")
+    assert not fresh["stale_at_first"] and fresh["reloaded"] == []
+    np.testing.assert_array_equal(stale_run, fresh_values)
+
+    # the recompiled callbacks replaced the stale cache entries
+    info, loaded = _run(root, cache, tmp_path / "loaded.npy")
+    assert not info["stale_at_first"] and info["reloaded"] == []
+    assert set(info["cache_hits"].values()) == {1}
+    np.testing.assert_array_equal(loaded, fresh_values)
+
+
+@pytest.mark.slow
+def test_new_header_slots_with_a_stale_cache_recompile(copy, tmp_path):
+    """abi.py's slot table changed (rows and features swapped): the cached
+    callbacks would read the header with the old layout; they are recompiled
+    instead, and compute what the old layout computed with the old code."""
+    root, package, cache, first, values = copy
+    _edit(
+        package / "kernels" / "abi.py",
+        "XT, Y, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P = range(8)",
+        "XT, Y, N_FEATURES, N_ROWS, LAYOUT, N_LAYERS, ACT, P = range(8)  # swapped",
+    )
+    info, stale_run = _run(root, cache, tmp_path / "stale.npy")
+    assert info["stamp"] != first["stamp"]
+    assert info["stale_at_first"]
+    assert info["reloaded"] == list(_NAMES)
+    assert set(info["cache_hits"].values()) == {0}
+    np.testing.assert_array_equal(stale_run, values)

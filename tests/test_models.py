@@ -1,0 +1,385 @@
+"""Both back-ends of a model definition follow its one variable table.
+
+For random structures (hypothesis), without sampling and without compiling
+any PyMC function: the PyMC model (``build_pymc``) creates exactly the
+table's variables, in its order, with its shapes and roles; the kernel
+problem (``build_kernel``) expands into the same ordered shapes and its
+unconstrained vector is the free variables laid end to end; the derived
+lists (prediction, ADVI's start) and the compile cache key follow the table.
+
+The case strategies here are shared with tests/test_kernel_properties.py,
+which checks the numbers (log density, gradient, expanded values) of the
+same cases against PyMC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from skhbnn.kernels import abi
+from skhbnn.models import MODEL_KINDS, ROLES, FlatModel, HierarchicalModel
+from skhbnn.network import ACTIVATIONS, NetworkSpec
+from skhbnn.priors import JOINT, MvNormalPrior
+
+PRIOR_KINDS = (None, "per_parameter", "joint")
+
+
+# --------------------------------------------------------------------------
+# Cases: a structure plus the few numbers that make its data and priors.
+# Each case is a small frozen record whose repr reproduces it exactly (a
+# failing hypothesis example prints it), and builds its definition and data
+# deterministically from its seed.
+# --------------------------------------------------------------------------
+
+
+def random_spd(rng, n, scale):
+    """A random symmetric positive definite ``n x n`` matrix of scale ``scale**2``."""
+    A = rng.normal(size=(n, n))
+    return scale**2 * (A @ A.T / n + 0.2 * np.eye(n))
+
+
+def mvnormal_prior(spec, kind, scale, rng):
+    """A random informed prior: one block per parameter, or one joint block."""
+    sizes = {JOINT: spec.n_params} if kind == "joint" else spec.param_sizes()
+    means = {k: scale * rng.normal(size=n) for k, n in sizes.items()}
+    covs = {k: random_spd(rng, n, scale) for k, n in sizes.items()}
+    prior = MvNormalPrior(means, covs, layer_sizes=spec.layer_sizes)
+    prior.validate(spec)
+    return prior
+
+
+@dataclass(frozen=True)
+class FlatCase:
+    spec: NetworkSpec
+    prior_sd: float
+    prior_kind: str | None  # one of PRIOR_KINDS
+    prior_scale: float  # scale of an MvNormal prior's means and covariances
+    n_rows: int
+    x_scale: float
+    seed: int
+
+    @property
+    def structure(self):
+        return ("flat", self.spec, self.prior_kind)
+
+    def definition(self) -> FlatModel:
+        prior = None
+        if self.prior_kind is not None:
+            rng = np.random.default_rng([self.seed, 1])
+            prior = mvnormal_prior(self.spec, self.prior_kind, self.prior_scale, rng)
+        return FlatModel(self.spec, prior_sd=self.prior_sd, prior=prior)
+
+    def data(self):
+        rng = np.random.default_rng([self.seed, 0])
+        X = self.x_scale * rng.normal(size=(self.n_rows, self.spec.n_features))
+        y = rng.integers(0, max(self.spec.n_outputs, 2), self.n_rows)
+        return X, y
+
+    def point_rng(self):
+        return np.random.default_rng([self.seed, 2])
+
+
+@dataclass(frozen=True)
+class HierarchicalCase:
+    spec: NetworkSpec
+    n_groups: int
+    empty_group: int | None  # a group code with no rows, or None
+    prior_sd: float
+    group_sd_prior: float
+    n_rows: int
+    x_scale: float
+    seed: int
+
+    @property
+    def structure(self):
+        return ("hierarchical", self.spec, self.n_groups)
+
+    def definition(self) -> HierarchicalModel:
+        return HierarchicalModel(
+            self.spec, self.n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior
+        )
+
+    def data(self):
+        """X, y and group codes; every group but ``empty_group`` has rows, and
+        the rows are shuffled (not sorted by group)."""
+        rng = np.random.default_rng([self.seed, 0])
+        X = self.x_scale * rng.normal(size=(self.n_rows, self.spec.n_features))
+        y = rng.integers(0, max(self.spec.n_outputs, 2), self.n_rows)
+        present = np.array([g for g in range(self.n_groups) if g != self.empty_group])
+        codes = np.concatenate(
+            [present, rng.choice(present, self.n_rows - present.size)]
+        )
+        return X, y, rng.permutation(codes)
+
+    def point_rng(self):
+        return np.random.default_rng([self.seed, 2])
+
+
+specs = st.builds(
+    NetworkSpec,
+    n_features=st.integers(1, 4),
+    hidden_layer_sizes=st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple),
+    n_outputs=st.sampled_from([1, 3, 4]),  # binary (one logit), 3 or 4 classes
+    activation=st.sampled_from(ACTIVATIONS),
+    use_bias=st.booleans(),
+)
+scales = st.sampled_from([0.2, 0.7, 1.0, 1.6, 3.0])
+seeds = st.integers(0, 2**16)
+rows = st.integers(10, 30)
+
+
+@st.composite
+def flat_cases(draw, spec=specs):
+    return FlatCase(
+        spec=draw(spec),
+        prior_sd=draw(scales),
+        prior_kind=draw(st.sampled_from(PRIOR_KINDS)),
+        prior_scale=draw(scales),
+        n_rows=draw(rows),
+        x_scale=draw(scales),
+        seed=draw(seeds),
+    )
+
+
+@st.composite
+def hierarchical_cases(draw, spec=specs):
+    n_groups = draw(st.integers(1, 5))
+    empty = None if n_groups == 1 else draw(st.none() | st.integers(0, n_groups - 1))
+    return HierarchicalCase(
+        spec=draw(spec),
+        n_groups=n_groups,
+        empty_group=empty,
+        prior_sd=draw(scales),
+        group_sd_prior=draw(scales),
+        n_rows=draw(rows),
+        x_scale=draw(scales),
+        seed=draw(seeds),
+    )
+
+
+# Explicit edge cases, run on top of the generated ones.
+EDGE_SPEC = NetworkSpec(3, (4, 2), 3, "relu", use_bias=True)
+FLAT_EDGES = [
+    FlatCase(EDGE_SPEC, 1.0, kind, 0.7, 17, 1.0, 11) for kind in PRIOR_KINDS
+]
+HIERARCHICAL_EDGES = [
+    HierarchicalCase(EDGE_SPEC, 1, None, 1.3, 0.7, 12, 1.0, 5),  # exactly one group
+    HierarchicalCase(NetworkSpec(2, (3,), 1, "tanh", False), 5, 4, 0.7, 1.6, 14, 1.0, 6),
+    HierarchicalCase(NetworkSpec(1, (2, 1, 3), 4, "logistic", True), 3, 0, 3.0, 0.2, 10, 1.6, 7),
+]
+
+
+def with_examples(cases):
+    """Decorator: run ``cases`` as explicit hypothesis examples."""
+
+    def decorate(test):
+        for case in reversed(cases):
+            test = example(case)(test)
+        return test
+
+    return decorate
+
+
+# --------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------
+
+BUILDING = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+KEYS = settings(max_examples=200, deadline=None, derandomize=True)
+
+
+def static_shape(var):
+    shape = var.type.shape
+    if None in shape:  # not known statically: evaluate the shape graph
+        shape = tuple(int(s) for s in var.shape.eval())
+    return tuple(shape)
+
+
+def check_table(definition):
+    table = definition.variables()
+    names = [v.name for v in table]
+    assert len(set(names)) == len(names)
+    assert all(v.role in ROLES for v in table)
+    # free variables come first, then the deterministic weights
+    roles = [v.free for v in table]
+    assert roles == sorted(roles, reverse=True)
+    spec = definition.spec
+    weights = [v for v in table if v.role == "weight"]
+    assert [v.name for v in weights] == list(spec.param_shapes())
+    for v in table:
+        if v.param is not None and v.param in spec.param_shapes():
+            assert v.layer == spec.layer_of(v.param)
+    assert all(v.param == v.name for v in weights)
+    assert definition.posterior_shapes() == {v.name: v.shape for v in table}
+    assert list(definition.posterior_shapes()) == names
+    assert definition.free_variables() == tuple(v for v in table if v.free)
+    return table
+
+
+def check_pymc(definition, model):
+    table = definition.variables()
+    free = definition.free_variables()
+    assert [v.name for v in model.free_RVs] == [v.name for v in free]
+    assert [v.name for v in model.deterministics] == [v.name for v in table if not v.free]
+    variables = model.free_RVs + model.deterministics
+    assert [(v.name, static_shape(v)) for v in variables] == [(v.name, v.shape) for v in table]
+    # only HalfNormal group sds are transformed (to their log)
+    transformed = {rv.name for rv in model.free_RVs if model.rvs_to_transforms[rv] is not None}
+    assert transformed == {v.name for v in free if v.role == "group_sd"}
+    assert [v.name for v in model.value_vars] == [
+        f"{v.name}_log__" if v.role == "group_sd" else v.name for v in free
+    ]
+    assert [v.name for v in model.observed_RVs] == ["y_obs"]
+    for name in definition.prediction_names() + definition.advi_start_names():
+        assert name in model.named_vars
+    advi = set(definition.advi_start_names())
+    assert advi <= {v.name for v in model.free_RVs}
+
+
+def check_kernel(definition, problem):
+    table = definition.variables()
+    assert problem.kind == definition.kind
+    assert isinstance(problem.shapes, dict)
+    assert list(problem.shapes.items()) == [(v.name, v.shape) for v in table]
+    assert problem.n_dim == sum(v.size for v in definition.free_variables())
+    assert problem.n_expanded == sum(v.size for v in table)
+    slot = abi.F_EXPANDED if definition.kind == "flat" else abi.H_EXPANDED
+    assert problem.header[slot] == problem.n_expanded
+    assert problem.header[abi.P] == definition.spec.n_params
+    assert problem.header[abi.N_LAYERS] == definition.spec.n_layers
+
+
+def check_derived(definition):
+    table = definition.variables()
+    names = [v.name for v in table]
+    prediction = definition.prediction_names()
+    assert len(set(prediction)) == len(prediction)
+    assert set(prediction) <= set(names)
+    assert {v.name for v in table if v.role == "weight"} <= set(prediction)
+    assert definition.advi_start_names() == [
+        v.name for v in table if v.free and v.role in ("raw", "mean")
+    ]
+
+
+@BUILDING
+@with_examples(FLAT_EDGES)
+@given(flat_cases())
+def test_flat_backends_follow_the_table(case):
+    definition = case.definition()
+    X, y = case.data()
+    table = check_table(definition)
+    spec = case.spec
+    if case.prior_kind is None:
+        assert [v.name for v in table if v.free] == [f"{p}_raw" for p in spec.param_shapes()]
+        assert [v.shape for v in table if v.free] == list(spec.param_shapes().values())
+    elif case.prior_kind == "joint":
+        assert [(v.name, v.shape) for v in table if v.free] == [("joint_raw", (spec.n_params,))]
+    else:
+        assert [(v.name, v.shape) for v in table if v.free] == [
+            (f"{p}_raw", (n,)) for p, n in spec.param_sizes().items()
+        ]
+    assert definition.prediction_names() == list(spec.param_shapes())
+    assert definition.advi_start_names() == [v.name for v in table if v.free]
+    check_derived(definition)
+    check_pymc(definition, definition.build_pymc(X, y))
+    check_kernel(definition, definition.build_kernel(X, y))
+
+
+@BUILDING
+@with_examples(HIERARCHICAL_EDGES)
+@given(hierarchical_cases())
+def test_hierarchical_backends_follow_the_table(case):
+    definition = case.definition()
+    X, y, codes = case.data()
+    table = check_table(definition)
+    spec, G = case.spec, case.n_groups
+    assert [v.name for v in table if v.role == "group_sd"] == [f"sd{l}" for l in range(spec.n_layers)]
+    for v in table:
+        if v.role in ("raw", "weight"):
+            assert v.shape == (G, *spec.param_shapes()[v.param])
+        elif v.role == "mean":
+            assert v.shape == spec.param_shapes()[v.param]
+        else:
+            assert v.shape == ()
+    assert definition.advi_start_names() == [
+        v.name for v in table if v.free and v.role != "group_sd"
+    ]
+    # prediction reads every posterior variable but the raw offsets
+    assert sorted(definition.prediction_names()) == sorted(
+        v.name for v in table if v.role != "raw"
+    )
+    check_derived(definition)
+    check_pymc(definition, definition.build_pymc(X, y, codes))
+    problem = definition.build_kernel(X, y, codes)
+    check_kernel(definition, problem)
+    assert problem.n_dim == spec.n_layers + (G + 1) * spec.n_params
+    assert problem.header[abi.H_GROUPS] == G
+
+
+def test_model_kinds_lists_both_kinds():
+    assert MODEL_KINDS == {"flat": FlatModel, "hierarchical": HierarchicalModel}
+    assert all(model.kind == kind for kind, model in MODEL_KINDS.items())
+
+
+# Few structures, so that two draws often share one.
+small_specs = st.builds(
+    NetworkSpec,
+    n_features=st.integers(1, 2),
+    hidden_layer_sizes=st.lists(st.integers(1, 2), min_size=1, max_size=2).map(tuple),
+    n_outputs=st.sampled_from([1, 3]),
+    activation=st.sampled_from(ACTIVATIONS[:2]),
+    use_bias=st.booleans(),
+)
+any_cases = flat_cases(small_specs) | hierarchical_cases(small_specs)
+
+
+@KEYS
+@given(any_cases, any_cases)
+def test_cache_key_identifies_the_structure(a, b):
+    key_a, key_b = a.definition().cache_key(), b.definition().cache_key()
+    assert (key_a == key_b) == (a.structure == b.structure)
+    if key_a == key_b:
+        assert hash(key_a) == hash(key_b)
+        # equal keys: the same variable table, only values differ
+        assert a.definition().variables() == b.definition().variables()
+
+
+@KEYS
+@given(flat_cases() | hierarchical_cases(), seeds, scales, scales, rows)
+def test_cache_key_ignores_values(case, seed, s1, s2, n_rows):
+    """Prior scales, an MvNormal prior's means and covariances and the data
+    are ``pm.Data`` values: they do not change the key."""
+    assume(seed != case.seed)
+    fields = dict(seed=seed, prior_sd=s1, x_scale=s2, n_rows=n_rows)
+    if isinstance(case, FlatCase):
+        fields["prior_scale"] = s2
+    else:
+        fields["group_sd_prior"] = s2
+    other = dataclasses.replace(case, **fields)
+    assert other.definition().cache_key() == case.definition().cache_key()
+    assert hash(other.definition().cache_key()) == hash(case.definition().cache_key())
+
+
+def test_cache_key_differs_between_kinds_groups_and_priors():
+    spec = NetworkSpec(2, (3,), 1, "tanh", use_bias=True)
+    rng = np.random.default_rng(0)
+    keys = [FlatModel(spec, prior=None).cache_key()]
+    keys += [
+        FlatModel(spec, prior=mvnormal_prior(spec, kind, 1.0, rng)).cache_key()
+        for kind in ("per_parameter", "joint")
+    ]
+    keys += [HierarchicalModel(spec, g).cache_key() for g in (1, 2, 3)]
+    keys += [FlatModel(NetworkSpec(2, (3,), 1, "tanh", use_bias=False)).cache_key()]
+    keys += [FlatModel(NetworkSpec(2, (3,), 1, "relu", use_bias=True)).cache_key()]
+    keys += [HierarchicalModel(NetworkSpec(2, (3,), 3, "tanh", use_bias=True), 2).cache_key()]
+    assert len(set(keys)) == len(keys)
