@@ -209,6 +209,14 @@ def check_training_data(est, X, y):
     return X, y_enc.astype(np.int64), classes
 
 
+def store_params(est, arguments: dict) -> None:
+    """``__init__``'s whole body: store every constructor argument under its
+    own name and do nothing else (scikit-learn's contract for ``get_params``,
+    ``set_params`` and ``clone``).  Call as ``store_params(self, locals())``."""
+    for name in type(est)._get_param_names():
+        setattr(est, name, arguments[name])
+
+
 def fit_atomically(est, fit_fn):
     """Run ``fit_fn``; on any exception (Ctrl-C included) restore ``est`` to
     exactly its state before the call, so it is never left half-fitted.

@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import HasMethods
 from ._base import (
     _N_DIAGNOSTIC_ROWS,
     BaseBayesianMLP,
+    store_params,
     flatten_chains,
     posterior_moments,
 )
@@ -124,21 +125,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         progressbar="auto",
         n_jobs=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.use_bias = use_bias
-        self.prior_sd = prior_sd
-        self.prior = prior
-        self.inference = inference
-        self.sampler = sampler
-        self.draws = draws
-        self.tune = tune
-        self.chains = chains
-        self.target_accept = target_accept
-        self.advi_iterations = advi_iterations
-        self.random_state = random_state
-        self.progressbar = progressbar
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
     def _posterior_names(self, spec):
         return list(spec.param_shapes())

@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import (
     _N_DIAGNOSTIC_ROWS,
     BaseBayesianMLP,
+    store_params,
     flatten_chains,
     posterior_moments,
 )
@@ -138,29 +139,9 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         progressbar="auto",
         n_jobs=None,
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.use_bias = use_bias
-        self.prior_sd = prior_sd
-        self.group_sd_prior = group_sd_prior
-        self.group_column = group_column
-        self.new_groups = new_groups
-        self.inference = inference
-        self.sampler = sampler
-        self.draws = draws
-        self.tune = tune
-        self.chains = chains
-        self.target_accept = target_accept
-        self.advi_iterations = advi_iterations
-        self.random_state = random_state
-        self.progressbar = progressbar
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
     # ------------------------------------------------------------ groups
-    def _split_groups(self, X, groups):
-        """Features and raw group labels (or None), from X's column or ``groups``."""
-        return resolve_groups(X, groups, self.group_column)
-
     def _group_codes(self, groups, n_samples: int) -> np.ndarray:
         """Integer codes of fitted groups; -1 for groups never seen in fit."""
         fix = "new_groups='population'" if self.new_groups == "error" else None
@@ -186,7 +167,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
 
     def _fit(self, X, y, groups):
         self._validate_params()
-        X, groups = self._split_groups(X, groups)
+        X, groups = resolve_groups(X, groups, self.group_column)
         X, y_enc, classes = self._check_training_data(X, y)
         if groups is None:  # one group: the plain-classifier case
             groups = np.zeros(X.shape[0], dtype=object)
@@ -269,7 +250,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         return out
 
     def _moments(self, X, groups):
-        X, groups = self._split_groups(X, groups)
+        X, groups = resolve_groups(X, groups, self.group_column)
         X = self._check_fitted_X(X)
         codes = self._group_codes(groups, X.shape[0])
         draws = flatten_chains(self.posterior_draws_)

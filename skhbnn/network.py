@@ -59,11 +59,15 @@ class NetworkSpec:
         """Layer index of a parameter name (``"w1"`` -> 1)."""
         return int(name[1:])
 
-    def param_slices(self) -> dict[str, slice]:
+    def param_slices(self, members=None) -> dict[str, slice]:
         """Where each parameter sits in the flattened vector (``param_shapes``
-        order, each array row-major): the one offset computation that the
-        kernels, the priors and the alignment use."""
-        return dict(_slices(self.param_shapes()))
+        order, each array row-major), or in the concatenation of ``members``
+        only (an MvNormal prior's block): the one offset computation that the
+        models, the kernels and the priors use."""
+        shapes = self.param_shapes()
+        if members is not None:
+            shapes = {name: shapes[name] for name in members}
+        return dict(_slices(shapes))
 
     def param_sizes(self) -> dict[str, int]:
         """Number of entries of each parameter."""

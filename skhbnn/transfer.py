@@ -10,7 +10,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import check_training_data, fit_atomically, fit_with_classes, validate_X
+from ._base import (
+    check_training_data,
+    fit_atomically,
+    fit_with_classes,
+    store_params,
+    validate_X,
+)
 from .alignment import ALIGN_OPTIONS
 from .classifiers import BayesianMLPClassifier
 from .hierarchical import HierarchicalBayesianMLPClassifier
@@ -120,18 +126,9 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         joint_prior=False,
         align="draws",
     ):
-        self.estimator = estimator
-        self.flat_estimator = flat_estimator
-        self.prefit = prefit
-        self.group_column = group_column
-        self.new_groups = new_groups
-        self.joint_prior = joint_prior
-        self.align = align
+        store_params(self, locals())
 
     # ------------------------------------------------------------ helpers
-    def _split(self, X, groups):
-        return resolve_groups(X, groups, self.group_column)
-
     def _hierarchical(self, X, y, groups):
         if self.estimator is None:
             hier = HierarchicalBayesianMLPClassifier()
@@ -185,7 +182,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, groups):
         self._validate_params()
-        X, groups = self._split(X, groups)
+        X, groups = resolve_groups(X, groups, self.group_column)
         X, y_enc, classes = check_training_data(self, X, y)
         y = classes[y_enc]
         groups = check_groups(np.zeros(X.shape[0]) if groups is None else groups, X.shape[0])
@@ -229,7 +226,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ predict
     def _moments(self, X, groups):
         check_is_fitted(self)
-        X, groups = self._split(X, groups)
+        X, groups = resolve_groups(X, groups, self.group_column)
         X = validate_X(self, X, reset=False)
         fix = "new_groups='prior'" if self.new_groups == "error" else None
         codes = group_codes(self._encoder, groups, X.shape[0], new_groups_fix=fix)

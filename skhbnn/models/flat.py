@@ -82,11 +82,9 @@ class FlatModel(ModelDefinition):
                 mean = pm.Data(f"{block}_prior_mean", np.asarray(self.prior.means[block], float))
                 chol = pm.Data(f"{block}_prior_chol", self.prior.cholesky(block))
                 value = mean + pt.dot(chol, raw[block])
-                start = 0
-                for name in members:  # the block is the members, flattened, in order
-                    size = int(np.prod(shapes[name]))
-                    values[name] = value[start : start + size].reshape(shapes[name])
-                    start += size
+                # the block is its members, flattened, in order
+                for name, cut in spec.param_slices(members).items():
+                    values[name] = value[cut].reshape(shapes[name])
             params = {v.name: pm.Deterministic(v.name, values[v.param]) for v in table if not v.free}
             likelihood(forward(params, X_data, spec, xp=pt), y_data, spec)
         return model
