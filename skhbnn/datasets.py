@@ -73,3 +73,125 @@ def make_rotated_moons(
         part(y, first), part(y, second),
         part(g, first), part(g, second),
     )
+
+
+def make_grouped_classification(
+    n_groups: int = 40,
+    n_features: int = 10,
+    n_classes: int = 2,
+    *,
+    min_rows: int = 4,
+    max_rows: int = 150,
+    group_scale: float = 1.0,
+    n_hidden: int = 8,
+    random_state=None,
+    split: bool = False,
+):
+    """Grouped classification data with the traits of real grouped data.
+
+    A fixed generator (the calibration benchmark and others rely on it: its
+    draws do not change for a given ``random_state``).  Each group ``g`` has
+
+    * ``n_g`` rows, ``n_g = round(exp(U(log min_rows, log max_rows)))``: sizes
+      are log-uniform, so many groups are small and a few are large;
+    * its own feature means: ``x = m_g + N(0, I)`` with
+      ``m_g ~ N(0, (0.5 * group_scale)**2)`` per feature;
+    * logits ``f(x) + b_g + x @ B_g``: a shared nonlinear signal ``f``, plus a
+      group intercept ``b_g ~ N(0, group_scale**2)`` per logit (so the class
+      balance varies from group to group) and group slopes
+      ``B_g ~ N(0, (0.3 * group_scale)**2)`` per feature and logit.
+
+    The shared signal is a random one-hidden-layer tanh network drawn once
+    per call: ``f(x) = 2 * tanh(x @ W + c) @ V`` with ``n_hidden`` units,
+    ``W ~ N(0, 4 / n_features)`` (pre-activations of sd ~2, so the units
+    saturate), ``c ~ N(0, 1)`` and ``V ~ N(0, 1 / n_hidden)``.  Binary
+    problems have one logit ``z`` (class probabilities ``softmax([0, z])``,
+    as in the seed's network); ``n_classes > 2`` has one logit per class.
+    Labels are drawn from the softmax of the logits, so even the generating
+    model misclassifies some rows.
+
+    Parameters
+    ----------
+    n_groups : int, default=40
+    n_features : int, default=10
+        All features enter the shared signal and the group slopes.
+    n_classes : int, default=2
+    min_rows, max_rows : int, default=4, 150
+        Range of the group sizes (inclusive).
+    group_scale : float, default=1.0
+        Scales the group-level variation (feature means, intercepts, slopes);
+        ``0`` gives groups that differ only in size.
+    n_hidden : int, default=8
+        Hidden units of the shared signal's network.
+    random_state : int, RandomState instance or None
+    split : bool, default=False
+        Also split every group: its first ``ceil(n_g / 2)`` rows train, the
+        rest test (rows are drawn independently, so this is a random split).
+        Needs ``min_rows >= 2`` so that every group has test rows.
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, n_features)
+    y : ndarray of shape (n_rows,), int in ``0..n_classes - 1``
+    groups : ndarray of shape (n_rows,), int in ``0..n_groups - 1``
+        Rows are ordered group by group.  With ``split=True`` the return value
+        is ``X_train, X_test, y_train, y_test, groups_train, groups_test``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhbnn.datasets import make_grouped_classification
+    >>> X, y, groups = make_grouped_classification(random_state=0)
+    >>> X.shape[1], len(np.unique(groups)), np.unique(y).tolist()
+    (10, 40, [0, 1])
+    >>> sizes = np.bincount(groups)
+    >>> bool(sizes.min() >= 4 and sizes.max() <= 150)
+    True
+    >>> X_tr, X_te, y_tr, y_te, g_tr, g_te = make_grouped_classification(
+    ...     n_groups=5, n_classes=3, random_state=0, split=True)
+    >>> np.unique(g_tr).tolist() == np.unique(g_te).tolist() == [0, 1, 2, 3, 4]
+    True
+    """
+    if n_groups < 1 or n_features < 1 or n_hidden < 1:
+        raise ValueError("n_groups, n_features and n_hidden must be >= 1.")
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be >= 2, got {n_classes}.")
+    if not 1 <= min_rows <= max_rows:
+        raise ValueError(f"Need 1 <= min_rows <= max_rows, got {min_rows}, {max_rows}.")
+    if split and min_rows < 2:
+        raise ValueError("split=True needs min_rows >= 2 (test rows in every group).")
+    if group_scale < 0:
+        raise ValueError(f"group_scale must be >= 0, got {group_scale}.")
+    rng = check_random_state(random_state)
+    n_out = 1 if n_classes == 2 else n_classes
+    # The order of the draws below is part of the generator's definition.
+    sizes = np.rint(
+        np.exp(rng.uniform(np.log(min_rows), np.log(max_rows), size=n_groups))
+    ).astype(int)
+    sizes = np.clip(sizes, min_rows, max_rows)
+    W = rng.normal(0.0, 2.0 / np.sqrt(n_features), size=(n_features, n_hidden))
+    c = rng.normal(0.0, 1.0, size=n_hidden)
+    V = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), size=(n_hidden, n_out))
+    means = rng.normal(0.0, 0.5 * group_scale, size=(n_groups, n_features))
+    intercepts = rng.normal(0.0, group_scale, size=(n_groups, n_out))
+    slopes = rng.normal(0.0, 0.3 * group_scale, size=(n_groups, n_features, n_out))
+    Xs, ys = [], []
+    for g in range(n_groups):
+        X = means[g] + rng.normal(size=(sizes[g], n_features))
+        z = 2.0 * np.tanh(X @ W + c) @ V + intercepts[g] + X @ slopes[g]
+        if n_out == 1:
+            z = np.hstack([np.zeros_like(z), z])
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        # Inverse-CDF draw: one uniform per row.
+        u = rng.uniform(size=(sizes[g], 1))
+        y = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), n_classes - 1)
+        Xs.append(X)
+        ys.append(y)
+    X, y = np.concatenate(Xs), np.concatenate(ys).astype(int)
+    groups = np.repeat(np.arange(n_groups), sizes)
+    if not split:
+        return X, y, groups
+    n_train = (sizes + 1) // 2
+    first = np.concatenate([np.arange(n) < k for n, k in zip(sizes, n_train)])
+    return X[first], X[~first], y[first], y[~first], groups[first], groups[~first]
