@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from skhbnn._base import posterior_moments
+from skhbnn.prediction import posterior_moments
 from skhbnn.network import NetworkSpec, forward, logits_to_proba
 
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils._param_validation import HasMethods
 
-from ._base import (
-    _N_DIAGNOSTIC_ROWS,
-    BaseBayesianMLP,
-    store_params,
-    flatten_chains,
-    posterior_moments,
-)
+from ._base import _N_DIAGNOSTIC_ROWS, BaseBayesianMLP, store_params
 from .models import FlatModel
 from .network import forward, logits_to_proba
+from .prediction import flatten_chains, pointwise_log_likelihood, posterior_moments
 from .registry import register_estimator
+from .validation import check_sample_weight
 
 _FLAT_FITTED = (
     "classes_", "n_features_in_", "feature_names_in_", "network_", "idata_",
@@ -67,6 +63,11 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         Optimisation steps for ``inference="advi"``.
     random_state : int, RandomState instance or None, default=None
         Seeds sampling.  An int makes fits reproducible.
+    log_likelihood : bool or "auto", default="auto"
+        Store the pointwise log-likelihood of the training rows in
+        ``idata_.log_likelihood`` (for ``az.loo`` and ``az.compare``); "auto"
+        stores it when it has at most 10 million values (chains x draws x
+        rows).
     progressbar : bool or "auto", default="auto"
         Show a progress bar while fitting; "auto" shows it in an interactive
         terminal, except for the clones that cross-validation, grid search
@@ -122,29 +123,30 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,
+        log_likelihood="auto",
         progressbar="auto",
         n_jobs=None,
     ):
         store_params(self, locals())
 
-    def _posterior_names(self, spec):
-        return list(spec.param_shapes())
-
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Sample the posterior of the network's weights.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row's log-likelihood term (an integer weight counts
+            the row that many times); ``None`` weighs every row 1.
 
         Returns
         -------
         self
         """
-        return self._fit_atomically(lambda: self._fit(X, y))
+        return self._fit_atomically(lambda: self._fit(X, y, sample_weight=sample_weight))
 
-    def _fit(self, X, y, classes=None):
+    def _fit(self, X, y, classes=None, sample_weight=None):
         self._validate_params()
         if classes is None:
             X, y_enc, classes = self._check_training_data(X, y)
@@ -153,12 +155,19 @@ class BayesianMLPClassifier(BaseBayesianMLP):
             # classes are the whole problem's, and a group may lack some.
             X, y = self._validate_X(X, reset=True, y=y)
             y_enc = np.searchsorted(classes, y).astype(np.int64)
+        weights = check_sample_weight(sample_weight, X)
         spec = self._network_spec(X.shape[1], len(classes))
         if self.prior is not None:
             self.prior.validate(spec)
         seed = self._new_seed(self.random_state)
         definition = FlatModel(spec, prior_sd=self.prior_sd, prior=self.prior)
-        idata, draws, n_div = self._infer(definition, seed, X, y_enc)
+        idata, draws, n_div = self._infer(definition, seed, X, y_enc, None, weights)
+
+        def pointwise():
+            values = pointwise_log_likelihood(flatten_chains(draws), X, y_enc, spec)
+            return values.reshape(*next(iter(draws.values())).shape[:2], -1)
+
+        self._store_log_likelihood(idata, X.shape[0], pointwise)
         self.classes_ = classes
         self.network_ = spec
         self.idata_ = idata
@@ -182,11 +191,27 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         est.diagnostics_ = None
         return est
 
-    def _moments(self, X):
+    def _moments(self, X, log=False):
         X = self._check_fitted_X(X)
         return posterior_moments(
-            flatten_chains(self.posterior_draws_), X, self.network_, n_jobs=self.n_jobs
+            flatten_chains(self.posterior_draws_), X, self.network_, n_jobs=self.n_jobs,
+            log=log,
         )
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed stably over the posterior
+        mixture: equal to ``np.log(predict_proba(X))`` wherever that is
+        finite, and finite where a probability underflows to 0.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self._moments(X, log=True)[2]
 
     def predict_proba(self, X, return_std=False):
         """Posterior-mean class probabilities, shape (n_samples, n_classes).

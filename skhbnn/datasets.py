@@ -83,32 +83,32 @@ def make_grouped_classification(
     min_rows: int = 4,
     max_rows: int = 150,
     group_scale: float = 1.0,
-    n_hidden: int = 8,
     random_state=None,
     split: bool = False,
 ):
     """Grouped classification data with the traits of real grouped data.
 
     A fixed generator (the calibration benchmark and others rely on it: its
-    draws do not change for a given ``random_state``).  Each group ``g`` has
+    draws do not change for a given ``random_state``).  There is one logit
+    ``z`` for binary problems (class probabilities ``softmax([0, z])``, as in
+    the seed's network) and one per class otherwise.  Logit ``k`` of a row
+    ``x`` of group ``g`` is ``f_k(x) + b_gk + x @ B_gk``:
 
-    * ``n_g`` rows, ``n_g = round(exp(U(log min_rows, log max_rows)))``: sizes
-      are log-uniform, so many groups are small and a few are large;
-    * its own feature means: ``x = m_g + N(0, I)`` with
-      ``m_g ~ N(0, (0.5 * group_scale)**2)`` per feature;
-    * logits ``f(x) + b_g + x @ B_g``: a shared nonlinear signal ``f``, plus a
-      group intercept ``b_g ~ N(0, group_scale**2)`` per logit (so the class
-      balance varies from group to group) and group slopes
-      ``B_g ~ N(0, (0.3 * group_scale)**2)`` per feature and logit.
+    * a shared nonlinear signal
+      ``f_k(x) = x @ beta_k + 3 * tanh(x @ p_k) * tanh(x @ q_k)``, drawn once
+      per call: ``beta_k ~ N(0, I / n_features)``, and ``p_k``, ``q_k`` two
+      orthogonal random directions of length 1.5.  The product term is an
+      XOR-like interaction that no linear model can represent (on its own,
+      logistic regression stays near chance on it);
+    * a group intercept ``b_gk ~ N(0, group_scale**2)``, so the class
+      balance varies from group to group;
+    * group slopes ``B_gk ~ N(0, (0.3 * group_scale)**2)`` per feature.
 
-    The shared signal is a random one-hidden-layer tanh network drawn once
-    per call: ``f(x) = 2 * tanh(x @ W + c) @ V`` with ``n_hidden`` units,
-    ``W ~ N(0, 4 / n_features)`` (pre-activations of sd ~2, so the units
-    saturate), ``c ~ N(0, 1)`` and ``V ~ N(0, 1 / n_hidden)``.  Binary
-    problems have one logit ``z`` (class probabilities ``softmax([0, z])``,
-    as in the seed's network); ``n_classes > 2`` has one logit per class.
-    Labels are drawn from the softmax of the logits, so even the generating
-    model misclassifies some rows.
+    Group ``g`` has ``n_g = round(exp(U(log min_rows, log max_rows)))`` rows
+    (log-uniform sizes: many small groups, a few large ones), with features
+    ``x = m_g + N(0, I)`` around its own means
+    ``m_g ~ N(0, (0.5 * group_scale)**2)``.  Labels are drawn from the softmax
+    of the logits, so even the generating model misclassifies some rows.
 
     Parameters
     ----------
@@ -121,8 +121,6 @@ def make_grouped_classification(
     group_scale : float, default=1.0
         Scales the group-level variation (feature means, intercepts, slopes);
         ``0`` gives groups that differ only in size.
-    n_hidden : int, default=8
-        Hidden units of the shared signal's network.
     random_state : int, RandomState instance or None
     split : bool, default=False
         Also split every group: its first ``ceil(n_g / 2)`` rows train, the
@@ -152,8 +150,8 @@ def make_grouped_classification(
     >>> np.unique(g_tr).tolist() == np.unique(g_te).tolist() == [0, 1, 2, 3, 4]
     True
     """
-    if n_groups < 1 or n_features < 1 or n_hidden < 1:
-        raise ValueError("n_groups, n_features and n_hidden must be >= 1.")
+    if n_groups < 1 or n_features < 2:
+        raise ValueError("Need n_groups >= 1 and n_features >= 2.")
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}.")
     if not 1 <= min_rows <= max_rows:
@@ -169,25 +167,27 @@ def make_grouped_classification(
         np.exp(rng.uniform(np.log(min_rows), np.log(max_rows), size=n_groups))
     ).astype(int)
     sizes = np.clip(sizes, min_rows, max_rows)
-    W = rng.normal(0.0, 2.0 / np.sqrt(n_features), size=(n_features, n_hidden))
-    c = rng.normal(0.0, 1.0, size=n_hidden)
-    V = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), size=(n_hidden, n_out))
+    beta = rng.normal(0.0, 1.0 / np.sqrt(n_features), size=(n_features, n_out))
+    p, q = rng.normal(size=(2, n_features, n_out))
+    p /= np.linalg.norm(p, axis=0)
+    q -= p * np.sum(p * q, axis=0)  # Gram-Schmidt: q orthogonal to p
+    q /= np.linalg.norm(q, axis=0)
+    p, q = 1.5 * p, 1.5 * q
     means = rng.normal(0.0, 0.5 * group_scale, size=(n_groups, n_features))
     intercepts = rng.normal(0.0, group_scale, size=(n_groups, n_out))
     slopes = rng.normal(0.0, 0.3 * group_scale, size=(n_groups, n_features, n_out))
     Xs, ys = [], []
     for g in range(n_groups):
         X = means[g] + rng.normal(size=(sizes[g], n_features))
-        z = 2.0 * np.tanh(X @ W + c) @ V + intercepts[g] + X @ slopes[g]
+        z = X @ beta + 3.0 * np.tanh(X @ p) * np.tanh(X @ q)
+        z += intercepts[g] + X @ slopes[g]
         if n_out == 1:
             z = np.hstack([np.zeros_like(z), z])
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        # Inverse-CDF draw: one uniform per row.
-        u = rng.uniform(size=(sizes[g], 1))
-        y = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), n_classes - 1)
+        proba = np.exp(z - z.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
+        u = rng.uniform(size=(sizes[g], 1))  # inverse-CDF draw, one uniform per row
+        ys.append(np.minimum((np.cumsum(proba, axis=1) < u).sum(axis=1), n_classes - 1))
         Xs.append(X)
-        ys.append(y)
     X, y = np.concatenate(Xs), np.concatenate(ys).astype(int)
     groups = np.repeat(np.arange(n_groups), sizes)
     if not split:

@@ -8,19 +8,15 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import (
-    _N_DIAGNOSTIC_ROWS,
-    BaseBayesianMLP,
-    store_params,
-    flatten_chains,
-    posterior_moments,
-)
+from ._base import _N_DIAGNOSTIC_ROWS, BaseBayesianMLP, store_params
 from .classifiers import _FLAT_FITTED, BayesianMLPClassifier
 from .groups import NEW_GROUP_POLICIES, GroupEncoder, check_groups, group_codes, resolve_groups
 from .models import HierarchicalModel
 from .network import forward, logits_to_proba
+from .prediction import flatten_chains, grouped_pointwise_log_likelihood, posterior_moments
 from .priors import MvNormalPrior, informed_prior
 from .registry import register_estimator
+from .validation import check_sample_weight
 
 
 @register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
@@ -78,6 +74,11 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     random_state : int, RandomState instance or None, default=None
         Seeds sampling (and the population predictive of new groups).  An int
         makes fits reproducible.
+    log_likelihood : bool or "auto", default="auto"
+        Store the pointwise log-likelihood of the training rows in
+        ``idata_.log_likelihood`` (for ``az.loo`` and ``az.compare``); "auto"
+        stores it when it has at most 10 million values (chains x draws x
+        rows).
     progressbar : bool or "auto", default="auto"
         Show a progress bar while fitting; "auto" shows it in an interactive
         terminal, except for the clones that cross-validation, grid search
@@ -136,6 +137,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,
+        log_likelihood="auto",
         progressbar="auto",
         n_jobs=None,
     ):
@@ -148,7 +150,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         return group_codes(self._encoder, groups, n_samples, new_groups_fix=fix)
 
     # --------------------------------------------------------------- fit
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Sample the posterior of the hierarchical network.
 
         Parameters
@@ -158,20 +160,24 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         groups : array-like of shape (n_samples,), default=None
             Group label of each row (any hashable values).  ``None`` means a
             single group, unless ``group_column`` is set.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row's log-likelihood term (an integer weight counts
+            the row that many times); ``None`` weighs every row 1.
 
         Returns
         -------
         self
         """
-        return self._fit_atomically(lambda: self._fit(X, y, groups))
+        return self._fit_atomically(lambda: self._fit(X, y, groups, sample_weight))
 
-    def _fit(self, X, y, groups):
+    def _fit(self, X, y, groups, sample_weight=None):
         self._validate_params()
         X, groups = resolve_groups(X, groups, self.group_column)
         X, y_enc, classes = self._check_training_data(X, y)
         if groups is None:  # one group: the plain-classifier case
             groups = np.zeros(X.shape[0], dtype=object)
         groups = check_groups(groups, X.shape[0])
+        weights = check_sample_weight(sample_weight, X)
         encoder = GroupEncoder().fit(groups)
         codes = encoder.transform(groups)
         n_groups = len(encoder.classes_)
@@ -180,7 +186,14 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         definition = HierarchicalModel(
             spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior
         )
-        idata, draws, n_div = self._infer(definition, seed, X, y_enc, codes)
+        idata, draws, n_div = self._infer(definition, seed, X, y_enc, codes, weights)
+
+        def pointwise():
+            flat = flatten_chains(draws)
+            values = grouped_pointwise_log_likelihood(flat, X, y_enc, codes, spec)
+            return values.reshape(*draws["sd0"].shape[:2], -1)
+
+        self._store_log_likelihood(idata, X.shape[0], pointwise)
         self.classes_ = classes
         self.groups_ = encoder.classes_
         self._encoder = encoder
@@ -249,25 +262,44 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
             out[name] = mu + sd * rng.standard_normal(mu.shape)
         return out
 
-    def _moments(self, X, groups):
+    def _moments(self, X, groups, log=False):
+        """``(mean, std)`` (and the log of the mean with ``log=True``) of every
+        row under its group's network (the population predictive for groups
+        not seen in fit)."""
         X, groups = resolve_groups(X, groups, self.group_column)
         X = self._check_fitted_X(X)
         codes = self._group_codes(groups, X.shape[0])
         draws = flatten_chains(self.posterior_draws_)
         names = list(self.network_.param_shapes())
-        n_classes = len(self.classes_)
-        mean = np.empty((X.shape[0], n_classes))
-        std = np.empty((X.shape[0], n_classes))
+        shape = (X.shape[0], len(self.classes_))
+        out = [np.empty(shape) for _ in range(3 if log else 2)]
         for code in np.unique(codes):
             rows = codes == code
             if code < 0:
                 params = self.group_params(None)
             else:
                 params = {k: draws[k][:, code] for k in names}
-            mean[rows], std[rows] = posterior_moments(
-                params, X[rows], self.network_, n_jobs=self.n_jobs
-            )
-        return mean, std
+            stats = posterior_moments(params, X[rows], self.network_, n_jobs=self.n_jobs, log=log)
+            for target, value in zip(out, stats):
+                target[rows] = value
+        return tuple(out)
+
+    def predict_log_proba(self, X, groups=None):
+        """Log of :meth:`predict_proba`, computed stably over the posterior
+        mixture: equal to ``np.log(predict_proba(X, groups))`` wherever that
+        is finite, and finite where a probability underflows to 0.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        groups : array-like of shape (n_samples,), default=None
+            Group of each row; ignored when ``group_column`` is set.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self._moments(X, groups, log=True)[2]
 
     def predict_proba(self, X, groups=None, return_std=False):
         """Posterior-mean class probabilities, shape (n_samples, n_classes).

@@ -78,7 +78,8 @@ def _nutpie_pytensor(definition, data):
     import nutpie
 
     model = definition.build_pymc(*data)
-    key = definition.cache_key()
+    # sample_weight adds a pm.Data container and a Potential: another graph
+    key = (definition.cache_key(), data[3] is None)
     with _cache_lock:
         compiled = _compiled_cache.get(key)
         if compiled is not None:
@@ -130,7 +131,7 @@ def sample_nuts(
     seed: int,
     progressbar: bool,
 ):
-    """Run NUTS on ``definition`` given ``data = (X, y, codes)``; return the
+    """Run NUTS on ``definition`` given ``data = (X, y, codes, weights)``; return the
     posterior as ArviZ data (``InferenceData`` or ``DataTree``)."""
     cores = max(1, min(chains, os.cpu_count() or 1))
     route = resolve_sampler(sampler)
@@ -189,6 +190,24 @@ def posterior_arrays(idata, names) -> dict[str, np.ndarray]:
     """``{name: array of shape (chain, draw, ...)}`` from ArviZ 0.x or 1.x data."""
     post = idata.posterior
     return {name: np.asarray(post[name].values, dtype=float) for name in names}
+
+
+def add_log_likelihood(idata, values: np.ndarray, name: str = "y_obs") -> None:
+    """Add the pointwise log-likelihood ``values`` (chain, draw, row) to
+    ``idata`` as its ``log_likelihood`` group, named as ArviZ expects (the
+    observed variable's name), on ArviZ 0.x ``InferenceData`` and ArviZ 1.x
+    ``DataTree`` alike."""
+    import xarray as xr
+
+    post = idata.posterior
+    dataset = xr.Dataset(
+        {name: (("chain", "draw", f"{name}_dim_0"), np.asarray(values, dtype=float))},
+        coords={"chain": post["chain"].values, "draw": post["draw"].values},
+    )
+    if hasattr(idata, "children"):  # xarray DataTree (ArviZ 1.x / PyMC 6)
+        idata["log_likelihood"] = xr.DataTree(dataset)
+    else:
+        idata.add_groups(log_likelihood=dataset)
 
 
 def divergences(idata) -> int | None:

@@ -151,3 +151,14 @@ def pointwise_log_likelihood(params: dict, X: np.ndarray, y: np.ndarray, spec: N
         logp = _log_probabilities(forward(chunk, X_t, spec, units_major=True))  # (S, k, n)
         out[d0 : d0 + per_chunk] = np.take_along_axis(logp, y[None, None, :], axis=1)[:, 0]
     return out
+
+
+def grouped_pointwise_log_likelihood(params: dict, X, y, codes, spec: NetworkSpec):
+    """:func:`pointwise_log_likelihood` of rows under their own group's
+    network: ``params`` hold per-group draws ``(S, n_groups, ...)``."""
+    out = np.empty((next(iter(params.values())).shape[0], len(y)))
+    for code in np.unique(codes):
+        rows = codes == code
+        group = {k: params[k][:, code] for k in spec.param_shapes()}
+        out[:, rows] = pointwise_log_likelihood(group, X[rows], y[rows], spec)
+    return out

@@ -10,13 +10,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import (
-    check_training_data,
-    fit_atomically,
-    fit_with_classes,
-    store_params,
-    validate_X,
-)
+from ._base import fit_atomically, fit_with_classes, store_params
+from .validation import check_sample_weight, check_training_data, validate_X
 from .alignment import ALIGN_OPTIONS
 from .classifiers import BayesianMLPClassifier
 from .hierarchical import HierarchicalBayesianMLPClassifier
@@ -129,7 +124,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         store_params(self, locals())
 
     # ------------------------------------------------------------ helpers
-    def _hierarchical(self, X, y, groups):
+    def _hierarchical(self, X, y, groups, weights):
         if self.estimator is None:
             hier = HierarchicalBayesianMLPClassifier()
         else:
@@ -143,7 +138,9 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 )
             return hier
         # Groups reach the hierarchical model explicitly, never via its column.
-        return clone(hier).set_params(group_column=None).fit(X, y, groups=groups)
+        return clone(hier).set_params(group_column=None).fit(
+            X, y, groups=groups, sample_weight=weights
+        )
 
     def _flat_template(self, hier):
         if self.flat_estimator is None:
@@ -164,7 +161,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return template
 
     # ---------------------------------------------------------------- fit
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Fit the hierarchical model, build :attr:`prior_`, fit flat models.
 
         Parameters
@@ -173,19 +170,33 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
         groups : array-like of shape (n_samples,), default=None
             Group label of each row; ``None`` means one group.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row's log-likelihood term, in the hierarchical fit
+            (unless ``prefit=True``) and in its group's flat fit.
 
         Returns
         -------
         self
         """
-        return fit_atomically(self, lambda: self._fit(X, y, groups))
+        return fit_atomically(self, lambda: self._fit(X, y, groups, sample_weight))
 
-    def _fit(self, X, y, groups):
+    def _fit(self, X, y, groups, sample_weight=None):
         self._validate_params()
         X, groups = resolve_groups(X, groups, self.group_column)
         X, y_enc, classes = check_training_data(self, X, y)
         y = classes[y_enc]
         groups = check_groups(np.zeros(X.shape[0]) if groups is None else groups, X.shape[0])
+        weights = check_sample_weight(sample_weight, X)
+        encoder = GroupEncoder().fit(groups)
+        codes = encoder.transform(groups)
+        if weights is not None:
+            empty = [g for c, g in enumerate(encoder.classes_) if not weights[codes == c].any()]
+            if empty:
+                raise ValueError(
+                    f"sample_weight is zero for every row of groups {empty[:10]}; their "
+                    "flat networks would have nothing to learn from. Drop those groups "
+                    "or give some of their rows a positive weight."
+                )
 
         # A bad flat_estimator must fail now, not after the hierarchical sampling.
         unfitted = self.estimator
@@ -194,7 +205,7 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         if not self.prefit:
             unfitted._validate_params()
         self._flat_template(unfitted)._validate_params()
-        hier = self._hierarchical(X, y, groups)
+        hier = self._hierarchical(X, y, groups, weights)
         if not np.array_equal(np.asarray(hier.classes_), classes):
             raise ValueError(
                 f"the prefit estimator knows classes {list(hier.classes_)} but y has "
@@ -202,8 +213,6 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             )
         prior = hier.informed_prior(align=self.align, joint=self.joint_prior)
         template = self._flat_template(hier)
-        encoder = GroupEncoder().fit(groups)
-        codes = encoder.transform(groups)
         seeds = check_random_state(template.random_state).randint(
             np.iinfo(np.int32).max, size=len(encoder.classes_)
         )
@@ -211,7 +220,8 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         for code, label in enumerate(encoder.classes_):
             rows = codes == code
             flat = clone(template).set_params(prior=prior, random_state=int(seeds[code]))
-            fit_with_classes(flat, X[rows], y[rows], classes)
+            w = None if weights is None else weights[rows]
+            fit_with_classes(flat, X[rows], y[rows], classes, sample_weight=w)
             estimators[label] = flat
 
         self.estimator_ = hier
@@ -224,19 +234,27 @@ class InformedPriorTransfer(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------ predict
-    def _moments(self, X, groups):
+    def _moments(self, X, groups, log=False):
         check_is_fitted(self)
         X, groups = resolve_groups(X, groups, self.group_column)
         X = validate_X(self, X, reset=False)
         fix = "new_groups='prior'" if self.new_groups == "error" else None
         codes = group_codes(self._encoder, groups, X.shape[0], new_groups_fix=fix)
-        mean = np.empty((X.shape[0], len(self.classes_)))
-        std = np.empty_like(mean)
+        shape = (X.shape[0], len(self.classes_))
+        out = [np.empty(shape) for _ in range(3 if log else 2)]
         for code in np.unique(codes):
             rows = codes == code
             est = self.prior_network_ if code < 0 else self.estimators_[self.groups_[code]]
-            mean[rows], std[rows] = est.predict_proba(X[rows], return_std=True)
-        return mean, std
+            out[0][rows], out[1][rows] = est.predict_proba(X[rows], return_std=True)
+            if log:
+                out[2][rows] = est.predict_log_proba(X[rows])
+        return tuple(out)
+
+    def predict_log_proba(self, X, groups=None):
+        """Log of :meth:`predict_proba`, computed stably over each group
+        model's posterior mixture (see
+        :meth:`BayesianMLPClassifier.predict_log_proba`)."""
+        return self._moments(X, groups, log=True)[2]
 
     def predict_proba(self, X, groups=None, return_std=False):
         """Class probabilities from each row's group model, (n_samples, n_classes).

@@ -35,9 +35,9 @@ def check_against_pymc(model, problem, point, x):
         )
 
 
-def check_flat(definition, X, y, rng):
-    model = definition.build_pymc(X, y)
-    problem = definition.build_kernel(X, y)
+def check_flat(definition, X, y, rng, weights=None):
+    model = definition.build_pymc(X, y, None, weights)
+    problem = definition.build_kernel(X, y, None, weights)
     assert [v.name for v in model.free_RVs + model.deterministics] == table_names(definition)
     z = rng.normal(size=problem.n_dim)
     point, start = {}, 0
@@ -49,10 +49,10 @@ def check_flat(definition, X, y, rng):
     check_against_pymc(model, problem, point, z)
 
 
-def check_hierarchical(definition, X, y, codes, rng):
+def check_hierarchical(definition, X, y, codes, rng, weights=None):
     spec, G = definition.spec, definition.n_groups
-    model = definition.build_pymc(X, y, codes)
-    problem = definition.build_kernel(X, y, codes)
+    model = definition.build_pymc(X, y, codes, weights)
+    problem = definition.build_kernel(X, y, codes, weights)
     assert [v.name for v in model.free_RVs + model.deterministics] == table_names(definition)
     n_layers, P = spec.n_layers, spec.n_params
     assert problem.n_dim == n_layers + P + G * P

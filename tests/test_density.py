@@ -74,6 +74,31 @@ def test_flat_kernel_matches_pymc_with_mvnormal_prior(joint):
     check_flat(FlatModel(spec, prior=prior), X, y, rng)
 
 
+@pytest.mark.parametrize("n_out", [1, 3])
+def test_weighted_likelihood_matches_pymc(n_out):
+    """sample_weight: each row's log-likelihood term times its weight, in the
+    kernels and in the PyMC model alike (weights of 0, fractions and counts)."""
+    spec = NetworkSpec(2, (3,), n_out, "tanh", use_bias=True)
+    rng, X, y, codes = _data(n_out, seed=4)
+    weights = rng.choice([0.0, 0.5, 1.0, 3.0], size=len(y))
+    check_flat(FlatModel(spec), X, y, rng, weights)
+    definition = HierarchicalModel(spec, N_GROUPS, prior_sd=0.9, group_sd_prior=1.2)
+    check_hierarchical(definition, X, y, codes, rng, weights)
+
+
+def test_a_weighted_row_counts_as_repeated_rows():
+    spec = NetworkSpec(2, (3,), 1, "tanh", use_bias=True)
+    rng, X, y, _ = _data(1, seed=5)
+    counts = rng.integers(0, 4, size=len(y))
+    weighted = FlatModel(spec).build_kernel(X, y, None, counts.astype(float))
+    repeated = FlatModel(spec).build_kernel(np.repeat(X, counts, axis=0), np.repeat(y, counts))
+    z = rng.normal(size=weighted.n_dim)
+    logp_w, grad_w = weighted.logp_grad(z)
+    logp_r, grad_r = repeated.logp_grad(z)
+    assert logp_w == pytest.approx(logp_r, rel=1e-12)
+    np.testing.assert_allclose(grad_w, grad_r, rtol=1e-10, atol=1e-12)
+
+
 def test_a_group_without_rows_only_contributes_its_prior():
     spec = NetworkSpec(2, (3,), 1, "tanh", use_bias=False)
     rng, X, y, codes = _data(1, seed=3)

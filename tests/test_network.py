@@ -3,7 +3,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from skhbnn._base import posterior_moments
+from skhbnn.prediction import posterior_moments
 from skhbnn.network import NetworkSpec, forward, logits_to_proba
 
 

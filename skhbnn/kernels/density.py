@@ -92,9 +92,11 @@ def _scale_by_derivative(H, layer, k, D, c, n, act):
 
 
 @njit(**_JIT)
-def _output_loglik(H, top, n_out, y, r0, n, D, c):
+def _output_loglik(H, top, n_out, y, rw, r0, n, D, c):
     """Log likelihood of labels ``y[r0:r0 + n]`` given the logits
-    ``H[top, :n_out, :n]``; writes d loglik / d logits into ``D[c]``.
+    ``H[top, :n_out, :n]``, each row's term weighted by ``rw[r0 + i]`` (the
+    one weighted-likelihood path: ``sample_weight``, minibatch scaling);
+    writes d loglik / d logits into ``D[c]``.
     One output: Bernoulli on the logit (the two-class Categorical on
     ``[0, z]`` of the PyMC model); more: softmax."""
     total = 0.0
@@ -105,8 +107,9 @@ def _output_loglik(H, top, n_out, y, r0, n, D, c):
             softplus = max(x, 0.0) + math.log1p(e)
             p1 = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
             label = y[r0 + i]
-            total += label * x - softplus
-            D[c, 0, i] = label - p1
+            weight = rw[r0 + i]
+            total += weight * (label * x - softplus)
+            D[c, 0, i] = weight * (label - p1)
         return total
     for i in range(n):
         m = H[top, 0, i]
@@ -117,15 +120,16 @@ def _output_loglik(H, top, n_out, y, r0, n, D, c):
             s += math.exp(H[top, k, i] - m)
         lse = m + math.log(s)
         label = y[r0 + i]
-        total += H[top, label, i] - lse
+        weight = rw[r0 + i]
+        total += weight * (H[top, label, i] - lse)
         for k in range(n_out):
-            D[c, k, i] = -math.exp(H[top, k, i] - lse)
-        D[c, label, i] += 1.0
+            D[c, k, i] = -weight * math.exp(H[top, k, i] - lse)
+        D[c, label, i] += weight
     return total
 
 
 @njit(**_JIT)
-def _network_loglik(theta, XT, y, r0, r1, layout, act, H, D, gtheta):
+def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta):
     """Log likelihood of rows ``r0:r1`` under one network; adds its gradient
     with respect to ``theta`` into ``gtheta``.
 
@@ -155,7 +159,7 @@ def _network_loglik(theta, XT, y, r0, r1, layout, act, H, D, gtheta):
             if layer < n_layers - 1:
                 _activate(H, layer + 1, j, n, act)
     cur = 0  # D[cur]: d loglik / d pre-activations of the layer's output
-    total = _output_loglik(H, n_layers, layout[n_layers - 1, 1], y, r0, n, D, cur)
+    total = _output_loglik(H, n_layers, layout[n_layers - 1, 1], y, rw, r0, n, D, cur)
     for layer in range(n_layers - 1, -1, -1):  # backward
         n_in, n_out, wo, bo = (
             layout[layer, 0],
@@ -200,7 +204,7 @@ def _scratch(layout, max_rows):
 
 
 @njit(**_JIT)
-def flat_logp_grad(z, XT, y, layout, act, mean, scale, L, const, grad):
+def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, grad):
     """Flat model: ``theta = mean + scale * z`` (independent prior, ``L``
     empty) or ``theta = mean + L @ z`` (MvNormal prior); ``z ~ N(0, I)``.
     Returns the log density; writes its gradient with respect to ``z``."""
@@ -217,7 +221,7 @@ def flat_logp_grad(z, XT, y, layout, act, mean, scale, L, const, grad):
             theta[p] += scale[p] * z[p]
     gtheta = np.zeros(P)
     H, D = _scratch(layout, max(n, 1))
-    total = const + _network_loglik(theta, XT, y, 0, n, layout, act, H, D, gtheta)
+    total = const + _network_loglik(theta, XT, y, rw, 0, n, layout, act, H, D, gtheta)
     for p in range(P):
         total -= 0.5 * z[p] * z[p]
         if dense:
@@ -232,7 +236,7 @@ def flat_logp_grad(z, XT, y, layout, act, mean, scale, L, const, grad):
 
 @njit(**_JIT)
 def hierarchical_logp_grad(
-    x, XT, y, starts, layout, act, player, prior_sd, sd_scale, const, grad
+    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, const, grad
 ):
     """Hierarchical model, non-centred.  ``x`` is ``(log sd_l for each
     layer, mu (P), raw (G * P))``; ``theta_g = mu + sd[player] * raw_g``,
@@ -269,7 +273,7 @@ def hierarchical_logp_grad(
             gtheta[p] = 0.0
         if starts[g + 1] > starts[g]:
             total += _network_loglik(
-                theta, XT, y, starts[g], starts[g + 1], layout, act, H, D, gtheta
+                theta, XT, y, rw, starts[g], starts[g + 1], layout, act, H, D, gtheta
             )
         for p in range(P):
             r = x[base + p]

@@ -111,10 +111,18 @@ def _ptr(array: np.ndarray):
     return array.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
 
 
-def _header(spec: NetworkSpec, XT: np.ndarray, y: np.ndarray, layout: np.ndarray):
+def _weights(weights, n: int) -> np.ndarray:
+    """Each row's likelihood weight (1 without ``sample_weight``)."""
+    if weights is None:
+        return np.ones(n)
+    return np.ascontiguousarray(weights, dtype=np.float64)
+
+
+def _header(spec, XT: np.ndarray, y: np.ndarray, w: np.ndarray, layout: np.ndarray):
     header = np.zeros(abi.HEADER_SIZE, dtype=np.int64)
-    header[[abi.XT, abi.Y, abi.N_ROWS, abi.N_FEATURES, abi.LAYOUT, abi.N_LAYERS]] = [
-        XT.ctypes.data, y.ctypes.data, y.size, XT.shape[0], layout.ctypes.data, len(layout)
+    header[[abi.XT, abi.Y, abi.W, abi.N_ROWS, abi.N_FEATURES, abi.LAYOUT, abi.N_LAYERS]] = [
+        XT.ctypes.data, y.ctypes.data, w.ctypes.data, y.size, XT.shape[0],
+        layout.ctypes.data, len(layout),
     ]
     header[abi.ACT] = abi.ACTIVATION_CODES[spec.activation]
     header[abi.P] = spec.n_params
@@ -122,7 +130,7 @@ def _header(spec: NetworkSpec, XT: np.ndarray, y: np.ndarray, layout: np.ndarray
     return header
 
 
-def pack_flat(model, X: np.ndarray, y: np.ndarray) -> Problem:
+def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
     """The kernel back-end of :class:`skhbnn.models.FlatModel`.
 
     The unconstrained vector is ``z ~ N(0, I)``: the model's raw variables in
@@ -134,6 +142,7 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray) -> Problem:
     P = spec.n_params
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
     y = np.ascontiguousarray(y, dtype=np.int64)
+    w = _weights(weights, y.size)
     mean = np.zeros(P)
     scale = np.full(P, float(model.prior_sd))
     L = np.zeros((0, 0))
@@ -147,17 +156,18 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray) -> Problem:
             L[idx, z_start : z_start + len(idx)] = prior.cholesky(block)
             z_start += len(idx)
     floats = np.array([-0.5 * P * _LOG_2PI])  # log normaliser of z ~ N(0, I)
-    header = _header(spec, XT, y, layout)
+    header = _header(spec, XT, y, w, layout)
     header[[abi.F_MEAN, abi.F_SCALE, abi.F_L, abi.F_LN, abi.F_FLOATS]] = [
         mean.ctypes.data, scale.ctypes.data, L.ctypes.data, L.shape[0], floats.ctypes.data
     ]
     shapes = model.posterior_shapes()
-    problem = Problem("flat", P, header, (XT, y, layout, mean, scale, L, floats), shapes, {})
+    problem = Problem("flat", P, header, (XT, y, w, layout, mean, scale, L, floats), shapes, {})
     header[abi.F_EXPANDED] = problem.n_expanded
     return problem
 
 
-def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray) -> Problem:
+def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
+                      weights=None) -> Problem:
     """The kernel back-end of :class:`skhbnn.models.HierarchicalModel`.
 
     ``codes`` are the group codes ``0 .. n_groups - 1`` of the rows of ``X``.
@@ -170,6 +180,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray) ->
     order = np.argsort(codes, kind="stable")
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64)[order].T)
     y = np.ascontiguousarray(np.asarray(y)[order], dtype=np.int64)
+    w = _weights(None if weights is None else np.asarray(weights)[order], y.size)
     starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_groups))])
     starts = starts.astype(np.int64)
     segments = np.array(
@@ -184,7 +195,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray) ->
         + n_layers * (0.5 * math.log(2.0 / math.pi) - math.log(group_sd_prior))
     )
     floats = np.array([prior_sd, group_sd_prior, const])
-    header = _header(spec, XT, y, layout)
+    header = _header(spec, XT, y, w, layout)
     header[[abi.H_STARTS, abi.H_GROUPS, abi.H_PLAYER, abi.H_SEGMENTS, abi.H_NSEG]] = [
         starts.ctypes.data, n_groups, player.ctypes.data, segments.ctypes.data, len(segments)
     ]
@@ -194,7 +205,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray) ->
         "hierarchical",
         n_layers + P + n_groups * P,
         header,
-        (XT, y, layout, starts, player, segments, floats),
+        (XT, y, w, layout, starts, player, segments, floats),
         model.posterior_shapes(),
         offsets,
     )

@@ -5,8 +5,9 @@ A model kind (:class:`~skhbnn.models.FlatModel`,
 (the network, the number of groups, the prior) and its **variable table**:
 every posterior variable's name, shape, role and layer, in the order the
 PyMC model creates them and the kernels' expand callback writes them.  Both
-back-ends are methods with the same signature, ``build_pymc(X, y, codes)``
-and ``build_kernel(X, y, codes)``, and everything else (posterior names,
+back-ends are methods with the same signature, ``build_pymc(X, y, codes,
+weights)`` and ``build_kernel(X, y, codes, weights)`` (``codes``: group codes
+of the rows; ``weights``: each row's likelihood weight, ``None`` for 1), and everything else (posterior names,
 what prediction reads, ADVI's starting variables, the compile cache key) is
 derived from the table.  ``tests/test_models.py`` checks that both back-ends
 follow the table for random structures.
@@ -86,14 +87,14 @@ class ModelDefinition:
         key differ only in the values of their ``pm.Data`` containers."""
         raise NotImplementedError
 
-    def build_pymc(self, X, y, codes=None):  # pragma: no cover - abstract
+    def build_pymc(self, X, y, codes=None, weights=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def build_kernel(self, X, y, codes=None):  # pragma: no cover - abstract
+    def build_kernel(self, X, y, codes=None, weights=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def likelihood(logits, y, spec: NetworkSpec):
+def likelihood(logits, y, spec: NetworkSpec, weights=None):
     """Bernoulli on one logit (binary) or Categorical on softmax logits.
 
     The binary case is written as a two-class Categorical on logits ``[0, z]``:
@@ -103,10 +104,19 @@ def likelihood(logits, y, spec: NetworkSpec):
     rewrites to stabilise the gradient; in ADVI's graph they do not fire, the
     gradient becomes ``p / (1 - p) * (1 - p)`` and turns NaN once some
     ``z > 37`` (seen with 500 groups; benchmarks/README.md).
+
+    With per-row ``weights`` (``sample_weight``; the kernels take the same
+    input) the likelihood is ``sum_i w_i log p(y_i)``, a ``pm.Potential``
+    named ``y_obs``; without them the observed ``Categorical``, which equals
+    it for ``w = 1``.
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     if spec.n_outputs == 1:
         logits = pt.concatenate([pt.zeros_like(logits), logits], axis=-1)
-    return pm.Categorical("y_obs", logit_p=logits, observed=y)
+    if weights is None:
+        return pm.Categorical("y_obs", logit_p=logits, observed=y)
+    w = pm.Data("sample_weight", np.asarray(weights, dtype=float))
+    terms = pm.logp(pm.Categorical.dist(logit_p=logits), y)
+    return pm.Potential("y_obs", pt.sum(w * terms))

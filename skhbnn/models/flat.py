@@ -52,13 +52,13 @@ class FlatModel(ModelDefinition):
         blocks = None if self.prior is None else tuple(self.prior.blocks(self.spec))
         return (self.kind, self.spec, blocks)
 
-    def build_kernel(self, X, y, codes=None):
+    def build_kernel(self, X, y, codes=None, weights=None):
         """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
         from ..kernels.problem import pack_flat
 
-        return pack_flat(self, X, y)
+        return pack_flat(self, X, y, weights)
 
-    def build_pymc(self, X, y, codes=None):
+    def build_pymc(self, X, y, codes=None, weights=None):
         """The PyMC model.  Every number that can change between fits of the
         same structure (data, prior scale, informed means and Cholesky
         factors) is a ``pm.Data`` container, so a model compiled once can be
@@ -86,5 +86,5 @@ class FlatModel(ModelDefinition):
                 for name, cut in spec.param_slices(members).items():
                     values[name] = value[cut].reshape(shapes[name])
             params = {v.name: pm.Deterministic(v.name, values[v.param]) for v in table if not v.free}
-            likelihood(forward(params, X_data, spec, xp=pt), y_data, spec)
+            likelihood(forward(params, X_data, spec, xp=pt), y_data, spec, weights)
         return model

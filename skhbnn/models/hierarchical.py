@@ -56,13 +56,13 @@ class HierarchicalModel(ModelDefinition):
     def cache_key(self) -> tuple:
         return (self.kind, self.spec, self.n_groups)
 
-    def build_kernel(self, X, y, codes=None):
+    def build_kernel(self, X, y, codes=None, weights=None):
         """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
         from ..kernels.problem import pack_hierarchical
 
-        return pack_hierarchical(self, X, y, codes)
+        return pack_hierarchical(self, X, y, codes, weights)
 
-    def build_pymc(self, X, y, codes=None):
+    def build_pymc(self, X, y, codes=None, weights=None):
         """The PyMC model.  Rows are laid out per group
         (:func:`skhbnn.groups.pad_by_group`), so each layer is one batched
         matmul; padding rows never enter the likelihood.  Data and prior
@@ -75,6 +75,9 @@ class HierarchicalModel(ModelDefinition):
         spec = self.spec
         X_pad, y_pad, obs_index = pad_by_group(X, y, codes, self.n_groups)
         y_obs = y_pad.reshape(-1)[obs_index]
+        if weights is not None:  # in the same order as y_obs
+            weights = pad_by_group(X, np.asarray(weights, float), codes, self.n_groups)[1]
+            weights = weights.reshape(-1)[obs_index]
         with pm.Model() as model:
             X_data = pm.Data("X", np.asarray(X_pad, dtype=float))
             y_data = pm.Data("y", np.asarray(y_obs, dtype=np.int64))
@@ -96,5 +99,5 @@ class HierarchicalModel(ModelDefinition):
             }
             logits = forward(params, X_data, spec, xp=pt)  # (G, M, n_outputs)
             logits = logits.reshape((-1, spec.n_outputs))[index]
-            likelihood(logits, y_data, spec)
+            likelihood(logits, y_data, spec, weights)
         return model
