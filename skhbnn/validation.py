@@ -99,6 +99,9 @@ def check_training_data(est, X, y):
     return X, y_enc.astype(np.int64), classes
 
 
+ZERO_WEIGHTS = "sample_weight is zero for every row; give at least one row a positive weight."
+
+
 def check_sample_weight(sample_weight, X) -> np.ndarray | None:
     """``sample_weight`` as float64 of shape ``(n_samples,)``, or ``None`` (every
     row weighs 1).  Checked as scikit-learn does: finite, non-negative, one per
@@ -110,9 +113,12 @@ def check_sample_weight(sample_weight, X) -> np.ndarray | None:
         weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
     except ValueError as exc:
         text = str(exc)
-        if "negative" in text:
+        lower = text.lower()
+        if "negative" in lower:
             hint = "sample_weight must be non-negative; drop or reweight those rows."
-        elif "nan" in text.lower() or "infinity" in text.lower():
+        elif "non-zero" in lower:
+            hint = ZERO_WEIGHTS
+        elif "nan" in lower or "infinity" in lower:
             hint = "sample_weight contains NaN or infinite values; pass finite weights."
         else:
             hint = (
@@ -121,7 +127,5 @@ def check_sample_weight(sample_weight, X) -> np.ndarray | None:
             )
         raise ValueError(f"{hint}\n{text}") from exc
     if not np.any(weights > 0):
-        raise ValueError(
-            "sample_weight is zero for every row; give at least one row a positive weight."
-        )
+        raise ValueError(ZERO_WEIGHTS)
     return weights

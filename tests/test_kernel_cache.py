@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,9 +52,11 @@ stale_at_first = kp._stale(cfuncs)
 
 X, y, g = make_rotated_moons(n_groups=3, n_samples=20, random_state=5)
 spec = NetworkSpec(2, (4, 3), 1, "tanh", True)
+weights = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y))
 problems = [
     FlatModel(spec, prior_sd=1.5).build_kernel(X[g == 0], y[g == 0]),
     HierarchicalModel(spec, 3).build_kernel(X, y, g),
+    HierarchicalModel(spec, 3).build_kernel(X, y, g, weights),
 ]
 rng = np.random.default_rng(0)
 values = []
@@ -117,6 +120,17 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
+def _swap_slots(path: Path, first: str, second: str) -> None:
+    """Swap two names in abi.py's tuple of shared header slots."""
+    text = path.read_text()
+    (line,) = re.findall(r"^XT, Y\b.*= range\(\d+\)$", text, flags=re.M)
+    names = line.split("=")[0].replace(" ", "").split(",")
+    i, j = names.index(first), names.index(second)
+    names[i], names[j] = names[j], names[i]
+    new = ", ".join(names) + " =" + line.split("=", 1)[1] + "  # swapped"
+    _edit(path, line, new)
+
+
 @pytest.fixture
 def copy(tmp_path):
     """A copy of skhbnn, its numba cache written by a first run: ``(root,
@@ -175,11 +189,7 @@ def test_new_header_slots_with_a_stale_cache_recompile(copy, tmp_path):
     callbacks would read the header with the old layout; they are recompiled
     instead, and compute what the old layout computed with the old code."""
     root, package, cache, first, values = copy
-    _edit(
-        package / "kernels" / "abi.py",
-        "XT, Y, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P = range(8)",
-        "XT, Y, N_FEATURES, N_ROWS, LAYOUT, N_LAYERS, ACT, P = range(8)  # swapped",
-    )
+    _swap_slots(package / "kernels" / "abi.py", "N_ROWS", "N_FEATURES")
     info, stale_run = _run(root, cache, tmp_path / "stale.npy")
     assert info["stamp"] != first["stamp"]
     assert info["stale_at_first"]

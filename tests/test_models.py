@@ -163,15 +163,17 @@ def hierarchical_cases(draw, spec=specs):
     )
 
 
-# Explicit edge cases, run on top of the generated ones.
-EDGE_SPEC = NetworkSpec(3, (4, 2), 3, "relu", use_bias=True)
+# Explicit edge cases, run on top of the generated ones (whatever hypothesis
+# draws): each kind of flat prior, exactly one group, and a group without
+# rows (the last one, and the first one).
 FLAT_EDGES = [
-    FlatCase(EDGE_SPEC, 1.0, kind, 0.7, 17, 1.0, 11) for kind in PRIOR_KINDS
+    FlatCase(NetworkSpec(2, (3,), 3, "relu", True), 1.0, kind, 0.7, 17, 1.0, 11)
+    for kind in PRIOR_KINDS
 ]
 HIERARCHICAL_EDGES = [
-    HierarchicalCase(EDGE_SPEC, 1, None, 1.3, 0.7, 12, 1.0, 5),  # exactly one group
+    HierarchicalCase(NetworkSpec(3, (4,), 3, "relu", True), 1, None, 1.3, 0.7, 12, 1.0, 5),
     HierarchicalCase(NetworkSpec(2, (3,), 1, "tanh", False), 5, 4, 0.7, 1.6, 14, 1.0, 6),
-    HierarchicalCase(NetworkSpec(1, (2, 1, 3), 4, "logistic", True), 3, 0, 3.0, 0.2, 10, 1.6, 7),
+    HierarchicalCase(NetworkSpec(1, (2, 3), 4, "logistic", True), 3, 0, 3.0, 0.2, 10, 1.6, 7),
 ]
 
 
