@@ -23,7 +23,9 @@ Models, all at their PACKAGE DEFAULTS (only ``random_state`` and, for skhbnn,
 * ``MLP``, ``HGB``, ``LR``: ``MLPClassifier``, ``HistGradientBoostingClassifier``
   and ``LogisticRegression``, each fitted on the features plus the one-hot
   encoded group (so they can learn group offsets; the features are used as
-  they come, already on unit scale).
+  they come, already on unit scale).  They run on one thread
+  (``threadpoolctl``): with its default of all cores, HGB's OpenMP threads
+  spin on a shared, busy machine (one fit: 66 s instead of 1 s).
 
 The BNNs and the MLP are fitted with ``random_state`` 1, 2, 3 (full run):
 their rows report the median and the min - max over the three.  HGB (no
@@ -34,8 +36,15 @@ error of the positive-class probability), expected calibration error
 (:func:`expected_calibration_error`: 10 equal-width bins on the max
 probability), the accuracy on the 80% of test rows a model is most sure of
 (abstaining on the 20% most uncertain; by max probability for every model,
-and by ``predict_std`` for the BNNs), and the wall time of each fit (for the
-flat BNN: all per-group fits together), wall and CPU (the machine is
+and by ``predict_std`` for the BNNs), for the BNNs the "std gap" (within
+each quintile bin of the max probability, split the rows at the bin's median
+``predict_std``; the gap is the lower half's accuracy minus the upper half's,
+less the same difference of their mean max probabilities, averaged over the
+five bins: what ``predict_std`` tells beyond the max probability, 0 when it
+tells nothing), and
+the wall time of each fit (for the
+flat BNN: all per-group fits together; two tiny untimed fits first load
+skhbnn's kernels), wall and CPU (the machine is
 shared), plus the BNNs' sampler diagnostics (divergences, worst R-hat and
 ESS of ``diagnostics_``; for the flat BNN over all its groups).
 
@@ -101,7 +110,7 @@ def expected_calibration_error(y_true, proba, n_bins: int = 10) -> float:
 def selective_accuracy(y_true, proba, uncertainty, coverage: float = COVERAGE) -> float:
     """Accuracy on the ``coverage`` share of rows with the lowest uncertainty
     (ties broken by row order)."""
-    keep = int(round(coverage * len(y_true)))
+    keep = round(coverage * len(y_true))
     order = np.argsort(uncertainty, kind="stable")[:keep]
     return float(np.mean(np.asarray(proba).argmax(axis=1)[order] == np.asarray(y_true)[order]))
 
@@ -120,6 +129,10 @@ def scores(y_true, proba, std=None) -> dict:
     }
     if std is not None:
         out["sel_acc_std"] = selective_accuracy(y_true, proba, std.max(axis=1))
+        _, low, high = std_split(y_true, proba, std)
+        gaps = [(lo[0] - hi[0]) - (lo[1] - hi[1]) for lo, hi in zip(low, high)]
+        gaps = [g for g in gaps if not np.isnan(g)]
+        out["std_gap"] = float(np.mean(gaps)) if gaps else float("nan")
     return out
 
 
@@ -136,7 +149,7 @@ def datasets() -> dict:
 
 
 def _describe(name, data) -> str:
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    X_tr, _, y_tr, y_te, g_tr, g_te = data
     sizes = np.bincount(np.concatenate([g_tr, g_te]))
     balance = np.array([y_tr[g_tr == g].mean() for g in np.unique(g_tr)])
     single = sum(len(np.unique(y_tr[g_tr == g])) < 2 for g in np.unique(g_tr))
@@ -196,7 +209,7 @@ def _worst(diag: dict, new) -> dict:
 def fit_hierarchical(data, seed: int, quick: bool):
     from skhbnn import HierarchicalBayesianMLPClassifier
 
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    X_tr, X_te, y_tr, _, g_tr, g_te = data
     clf = HierarchicalBayesianMLPClassifier(
         random_state=seed, progressbar=False, **_sampler(quick)
     )
@@ -212,7 +225,7 @@ def _with_groups(data):
     """Features plus the one-hot group, train and test."""
     from sklearn.preprocessing import OneHotEncoder
 
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    X_tr, X_te, _, _, g_tr, g_te = data
     enc = OneHotEncoder(sparse_output=False, handle_unknown="ignore").fit(g_tr[:, None])
     return (
         np.hstack([X_tr, enc.transform(g_tr[:, None])]),
@@ -224,6 +237,7 @@ def fit_sklearn(name, data, seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
 
     model = {
         "MLP": lambda: MLPClassifier(random_state=seed),
@@ -231,10 +245,13 @@ def fit_sklearn(name, data, seed: int):
         "LR": lambda: LogisticRegression(),
     }[name]()
     F_tr, F_te = _with_groups(data)
-    start, start_cpu = time.perf_counter(), cpu_seconds()
-    model.fit(F_tr, data[2])
-    fit = {"fit_s": time.perf_counter() - start, "fit_cpu_s": cpu_seconds() - start_cpu}
-    return model.predict_proba(F_te), None, fit
+    # One thread (OpenMP and BLAS): on a shared, busy machine HGB's OpenMP
+    # threads spin (66 s instead of 1 s for one fit here); results are the same.
+    with threadpool_limits(1):
+        start, start_cpu = time.perf_counter(), cpu_seconds()
+        model.fit(F_tr, data[2])
+        fit = {"fit_s": time.perf_counter() - start, "fit_cpu_s": cpu_seconds() - start_cpu}
+        return model.predict_proba(F_te), None, fit
 
 
 def _fit(name, data, seed, quick):
@@ -253,6 +270,7 @@ METRICS = (
     ("ece", "ECE", "{:.3f}"),
     ("sel_acc_maxp", f"acc@{COVERAGE:.0%} (max p)", "{:.3f}"),
     ("sel_acc_std", f"acc@{COVERAGE:.0%} (std)", "{:.3f}"),
+    ("std_gap", "std gap", "{:+.3f}"),
     ("fit_s", "fit wall s", "{:.1f}"),
     ("fit_cpu_s", "fit CPU s", "{:.1f}"),
     ("max_rhat", "max R-hat", "{:.2f}"),
@@ -267,12 +285,12 @@ def _summary(values, fmt) -> str:
         return fmt.format(values[0])
     return (
         f"{fmt.format(np.median(values))} "
-        f"({fmt.format(min(values))}-{fmt.format(max(values))})"
+        f"[{fmt.format(min(values))}, {fmt.format(max(values))}]"
     )
 
 
 def markdown_table(results: dict) -> str:
-    """One data set's results as a markdown table (median (min-max) over seeds)."""
+    """One data set's results as a markdown table (median [min, max] over seeds)."""
     lines = [
         "| model | " + " | ".join(label for _, label, _ in METRICS) + " |",
         "|---|" + "---:|" * len(METRICS),
@@ -331,6 +349,44 @@ def _selective_curve(y, proba, uncertainty):
     return kept / len(y), np.cumsum(correct) / kept
 
 
+def std_split(y, proba, std, n_bins: int = 5):
+    """Per quantile bin of the max probability, the rows below and above the
+    bin's median ``predict_std``: ``(edges, [(accuracy, confidence) low],
+    [(accuracy, confidence) high])``."""
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    s = std.max(axis=1)
+    edges = np.quantile(conf, np.linspace(0, 1, n_bins + 1))
+    which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
+    low, high = [], []
+    for b in range(n_bins):
+        rows = np.flatnonzero(which == b)
+        order = rows[np.argsort(s[rows], kind="stable")]
+        half = len(order) // 2
+        for part, out in ((order[:half], low), (order[half:], high)):
+            # A bin with fewer than 2 rows has no halves (tiny inputs only).
+            out.append((correct[part].mean(), conf[part].mean()) if half else (np.nan,) * 2)
+    return edges, low, high
+
+
+def _std_beyond_max_p(ax, y, proba, std, n_bins: int = 5) -> None:
+    edges, low, high = std_split(y, proba, std, n_bins)
+    x = np.arange(n_bins)
+    for shift, part, label, color in (
+        (-0.2, low, "lower half of predict_std", "C0"),
+        (0.2, high, "upper half of predict_std", "C3"),
+    ):
+        acc, conf = np.array(part).T
+        ax.bar(x + shift, acc, 0.4, color=color, alpha=0.8, label=f"accuracy, {label}")
+        ax.plot(x + shift, conf, "k_", ms=18, mew=2)
+    ax.plot([], [], "k_", ms=12, mew=2, label="mean max probability of the half")
+    ax.set_xticks(x, [f"{edges[b]:.2f}-\n{edges[b + 1]:.2f}" for b in range(n_bins)], fontsize=8)
+    ax.set_ylim(0.4, 1.05)
+    ax.set_xlabel("max probability, quintile bins of test rows")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="upper left")
+
+
 def uncertainty_figure(curves: dict, path: str) -> None:
     """``curves[data set] = (y_te, {model: (proba, std or None)})``."""
     import matplotlib
@@ -357,26 +413,27 @@ def uncertainty_figure(curves: dict, path: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
 
+        ax.set_ylim(0.45, 1.0)
         ax = axes[1, j]
-        proba, std = models["hierarchical BNN"]
-        s = std.max(axis=1)
-        edges = np.quantile(s, np.linspace(0, 1, 6))
-        which = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, 4)
-        acc = [np.mean((proba.argmax(axis=1) == y)[which == b]) for b in range(5)]
-        conf = [np.mean(proba.max(axis=1)[which == b]) for b in range(5)]
-        x = np.arange(5)
-        ax.bar(x - 0.2, acc, 0.4, label="accuracy")
-        ax.bar(x + 0.2, conf, 0.4, label="mean max probability")
-        ax.set_xticks(
-            x, [f"{edges[b]:.3f}-\n{edges[b + 1]:.3f}" for b in range(5)], fontsize=8
-        )
-        ax.set_ylim(0.4, 1.0)
-        ax.set_xlabel("hierarchical BNN's predict_std, quintile bins of test rows")
-        ax.set_title(f"{dname}: hierarchical BNN by predict_std")
-        ax.legend(fontsize=8)
+        _std_beyond_max_p(ax, y, *models["hierarchical BNN"])
+        ax.set_title(f"{dname}: hierarchical BNN, rows split by predict_std", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def warm_up() -> float:
+    """Load (or, after an edit of the kernels, compile) skhbnn's numba kernels
+    with two tiny fits, so that no timed fit pays for it; returns seconds."""
+    from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
+    from skhbnn.datasets import make_rotated_moons
+
+    X, y, g = make_rotated_moons(n_groups=2, n_samples=20, random_state=0)
+    tiny = {"draws": 10, "tune": 10, "chains": 1, "progressbar": False, "random_state": 0}
+    start = time.perf_counter()
+    BayesianMLPClassifier(**tiny).fit(X, y)
+    HierarchicalBayesianMLPClassifier(**tiny).fit(X, y, groups=g)
+    return time.perf_counter() - start
 
 
 # ---------------------------------------------------------------- run
@@ -391,6 +448,7 @@ def run(quick: bool = False) -> dict:
     )
     print(f"  {environment()}", flush=True)
     print(f"  {_versions()}", flush=True)
+    print(f"  warm-up (untimed): kernels loaded in {warm_up():.1f} s", flush=True)
     results, curves = {}, {}
     for dname, data in datasets().items():
         print(f"  {_describe(dname, data)}", flush=True)
@@ -415,7 +473,7 @@ def run(quick: bool = False) -> dict:
                     f"fit {r['fit_s']:.1f} s wall / {r['fit_cpu_s']:.1f} s CPU" + diag,
                 )
         table = markdown_table(res)
-        print(f"\n  {dname} (median (min-max) over random_state {list(seeds)}):\n")
+        print(f"\n  {dname} (median [min, max] over random_state {list(seeds)}):\n")
         print(table + "\n", flush=True)
         reliability_figure(
             dname, y_te, {m: p for m, (p, _) in first.items()},

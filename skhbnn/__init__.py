@@ -1,5 +1,10 @@
 """skhbnn: scikit-learn compatible (hierarchical) Bayesian neural networks on PyMC."""
 
+# The one place the version is written (pyproject.toml reads it: a plain string
+# literal, so building does not import skhbnn).  Before the imports, so that any
+# submodule may import it.
+__version__ = "0.2.0.dev0"
+
 from .classifiers import BayesianMLPClassifier
 from .hierarchical import HierarchicalBayesianMLPClassifier
 from .inference import clear_compile_cache
@@ -8,16 +13,14 @@ from .persistence import load
 from .priors import MvNormalPrior, informed_prior
 from .transfer import InformedPriorTransfer
 
-__version__ = "0.1.0"
-
 __all__ = [
     "BayesianMLPClassifier",
     "HierarchicalBayesianMLPClassifier",
     "InformedPriorTransfer",
     "MvNormalPrior",
     "NetworkSpec",
+    "__version__",
     "clear_compile_cache",
     "informed_prior",
     "load",
-    "__version__",
 ]

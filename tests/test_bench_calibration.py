@@ -59,5 +59,17 @@ def test_selective_accuracy_and_scores():
 def test_markdown_table():
     runs = [{"accuracy": a, "fit_s": 1.0} for a in (0.8, 0.9, 0.7)]
     table = markdown_table({"m": runs, "one": runs[:1]})
-    assert "| m | 0.800 (0.700-0.900) |" in table
+    assert "| m | 0.800 [0.700, 0.900] |" in table
     assert "| one | 0.800 |" in table
+
+
+def test_std_split_one_bin():
+    from benchmarks.bench_calibration import std_split
+
+    proba = np.array([[0.2, 0.8], [0.3, 0.7], [0.1, 0.9], [0.4, 0.6]])
+    std = np.array([0.1, 0.4, 0.2, 0.3])[:, None].repeat(2, axis=1)
+    y = np.array([1, 0, 1, 1])
+    edges, low, high = std_split(y, proba, std, n_bins=1)
+    assert edges.tolist() == [0.6, 0.9]
+    # Lower half of std: rows 0 and 2 (both right); upper half: rows 3 and 1.
+    assert low[0] == pytest.approx((1.0, 0.85)) and high[0] == pytest.approx((0.5, 0.65))

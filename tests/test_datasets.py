@@ -73,7 +73,7 @@ def test_grouped_class_balance_varies():
 
 def test_grouped_split():
     X, y, groups = make_grouped_classification(n_groups=6, random_state=2)
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = make_grouped_classification(
+    X_tr, _, _, y_te, g_tr, g_te = make_grouped_classification(
         n_groups=6, random_state=2, split=True
     )
     sizes = np.bincount(groups)
@@ -127,6 +127,6 @@ def test_grouped_without_group_effects():
 
 
 def test_rotated_moons_seed_split():
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = make_rotated_moons(random_state=31, split=True)
+    X_tr, X_te, _, _, g_tr, _ = make_rotated_moons(random_state=31, split=True)
     assert X_tr.shape == X_te.shape == (900, 2)
     assert np.bincount(g_tr).tolist() == [50] * 18

@@ -46,7 +46,7 @@ from skhbnn.kernels import cfuncs  # decorating the cfuncs compiles or loads the
 from skhbnn.models import FlatModel, HierarchicalModel
 from skhbnn.network import NetworkSpec
 
-names = %r
+names = __NAMES__
 loaded = {name: getattr(cfuncs, name) for name in names}
 stale_at_first = kp._stale(cfuncs)
 
@@ -80,7 +80,7 @@ print(json.dumps({
     "reloaded": [name for name in names if used[name] is not loaded[name]],
     "cache_hits": {name: used[name].cache_hits for name in names},
 }))
-""" % (_NAMES,)
+""".replace("__NAMES__", repr(_NAMES))
 
 
 def _copy_package(root: Path) -> Path:
@@ -104,6 +104,7 @@ def _run(root: Path, cache: Path, out: Path) -> tuple[dict, np.ndarray]:
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,  # the assertion shows stderr
     )
     assert result.returncode == 0, result.stderr[-4000:]
     info = json.loads(result.stdout.strip().splitlines()[-1])
@@ -123,7 +124,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 def _swap_slots(path: Path, first: str, second: str) -> None:
     """Swap two names in abi.py's tuple of shared header slots."""
     text = path.read_text()
-    (line,) = re.findall(r"^XT, Y\b.*= range\(\d+\)$", text, flags=re.M)
+    (line,) = re.findall(r"^XT, Y\b.*= range\(\d+\)$", text, flags=re.MULTILINE)
     names = line.split("=")[0].replace(" ", "").split(",")
     i, j = names.index(first), names.index(second)
     names[i], names[j] = names[j], names[i]

@@ -4,7 +4,8 @@ tests/test_density.py checks fixed cases; here the structure is drawn: 1-3
 hidden layers of width 1-5, 1-4 features, every activation, with and without
 biases, binary or 3-4 classes; the flat model with no informed prior, a
 per-parameter or a joint MvNormal prior (random SPD covariances); the
-hierarchical model with 1-5 groups, one of which may have no rows.  Each
+hierarchical model with 1-5 groups, one of which may have no rows; with or
+without sample weights (0, fractions and counts).  Each
 example compares log density, gradient and every expanded variable with
 PyMC's compiled functions (tests/kernel_agreement.py), which compiles three
 PyMC functions: a few seconds per example, hence the modest counts.
@@ -34,12 +35,13 @@ from .test_models import (
     with_examples,
 )
 
-COMPILING = settings(
-    max_examples=14,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def compiling(max_examples):
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def describe(case):
@@ -48,9 +50,10 @@ def describe(case):
     event(f"activation {spec.activation}")
     event("biases" if spec.use_bias else "no biases")
     event("binary" if spec.n_outputs == 1 else "multiclass")
+    event("sample weights" if case.weighted else "no sample weights")
 
 
-@COMPILING
+@compiling(20)  # about 2 s an example
 @with_examples(FLAT_EDGES)
 @given(flat_cases())
 def test_flat_kernels_match_pymc_on_random_architectures(case):
@@ -58,10 +61,10 @@ def test_flat_kernels_match_pymc_on_random_architectures(case):
     event(f"prior {case.prior_kind}")
     X, y = case.data()
     with pytensor.config.change_flags(linker="vm"):
-        check_flat(case.definition(), X, y, case.point_rng())
+        check_flat(case.definition(), X, y, case.point_rng(), case.weights())
 
 
-@COMPILING
+@compiling(16)  # about 3.5 s an example
 @with_examples(HIERARCHICAL_EDGES)
 @given(hierarchical_cases())
 def test_hierarchical_kernels_match_pymc_on_random_architectures(case):
@@ -70,4 +73,4 @@ def test_hierarchical_kernels_match_pymc_on_random_architectures(case):
     event("a group without rows" if case.empty_group is not None else "all groups have rows")
     X, y, codes = case.data()
     with pytensor.config.change_flags(linker="vm"):
-        check_hierarchical(case.definition(), X, y, codes, case.point_rng())
+        check_hierarchical(case.definition(), X, y, codes, case.point_rng(), case.weights())

@@ -63,6 +63,7 @@ class FlatCase:
     n_rows: int
     x_scale: float
     seed: int
+    weighted: bool = False  # sample weights (0, fractions, counts) or none
 
     @property
     def structure(self):
@@ -81,6 +82,13 @@ class FlatCase:
         y = rng.integers(0, max(self.spec.n_outputs, 2), self.n_rows)
         return X, y
 
+    def weights(self):
+        """Each row's likelihood weight, or ``None``."""
+        if not self.weighted:
+            return None
+        rng = np.random.default_rng([self.seed, 3])
+        return rng.choice([0.0, 0.5, 1.0, 3.0], size=self.n_rows)
+
     def point_rng(self):
         return np.random.default_rng([self.seed, 2])
 
@@ -95,6 +103,7 @@ class HierarchicalCase:
     n_rows: int
     x_scale: float
     seed: int
+    weighted: bool = False  # sample weights (0, fractions, counts) or none
 
     @property
     def structure(self):
@@ -116,6 +125,13 @@ class HierarchicalCase:
             [present, rng.choice(present, self.n_rows - present.size)]
         )
         return X, y, rng.permutation(codes)
+
+    def weights(self):
+        """Each row's likelihood weight, or ``None``."""
+        if not self.weighted:
+            return None
+        rng = np.random.default_rng([self.seed, 3])
+        return rng.choice([0.0, 0.5, 1.0, 3.0], size=self.n_rows)
 
     def point_rng(self):
         return np.random.default_rng([self.seed, 2])
@@ -144,6 +160,7 @@ def flat_cases(draw, spec=specs):
         n_rows=draw(rows),
         x_scale=draw(scales),
         seed=draw(seeds),
+        weighted=draw(st.booleans()),
     )
 
 
@@ -160,6 +177,7 @@ def hierarchical_cases(draw, spec=specs):
         n_rows=draw(rows),
         x_scale=draw(scales),
         seed=draw(seeds),
+        weighted=draw(st.booleans()),
     )
 
 
@@ -167,13 +185,13 @@ def hierarchical_cases(draw, spec=specs):
 # draws): each kind of flat prior, exactly one group, and a group without
 # rows (the last one, and the first one).
 FLAT_EDGES = [
-    FlatCase(NetworkSpec(2, (3,), 3, "relu", True), 1.0, kind, 0.7, 17, 1.0, 11)
+    FlatCase(NetworkSpec(2, (3,), 3, "relu", True), 1.0, kind, 0.7, 17, 1.0, 11, kind == "joint")
     for kind in PRIOR_KINDS
 ]
 HIERARCHICAL_EDGES = [
     HierarchicalCase(NetworkSpec(3, (4,), 3, "relu", True), 1, None, 1.3, 0.7, 12, 1.0, 5),
-    HierarchicalCase(NetworkSpec(2, (3,), 1, "tanh", False), 5, 4, 0.7, 1.6, 14, 1.0, 6),
-    HierarchicalCase(NetworkSpec(1, (2, 3), 4, "logistic", True), 3, 0, 3.0, 0.2, 10, 1.6, 7),
+    HierarchicalCase(NetworkSpec(2, (3,), 1, "tanh", False), 5, 4, 0.7, 1.6, 14, 1.0, 6, True),
+    HierarchicalCase(NetworkSpec(1, (2, 3, 2), 4, "logistic", True), 3, 0, 3.0, 0.2, 10, 1.6, 7),
 ]
 
 
@@ -193,7 +211,7 @@ def with_examples(cases):
 # --------------------------------------------------------------------------
 
 BUILDING = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
@@ -229,7 +247,7 @@ def check_table(definition):
     return table
 
 
-def check_pymc(definition, model):
+def check_pymc(definition, model, weighted):
     table = definition.variables()
     free = definition.free_variables()
     assert [v.name for v in model.free_RVs] == [v.name for v in free]
@@ -242,7 +260,14 @@ def check_pymc(definition, model):
     assert [v.name for v in model.value_vars] == [
         f"{v.name}_log__" if v.role == "group_sd" else v.name for v in free
     ]
-    assert [v.name for v in model.observed_RVs] == ["y_obs"]
+    # the likelihood: observed, or a weighted potential of the same name
+    assert ("sample_weight" in model.named_vars) == weighted
+    if weighted:
+        assert [v.name for v in model.observed_RVs] == []
+        assert [v.name for v in model.potentials] == ["y_obs"]
+    else:
+        assert [v.name for v in model.observed_RVs] == ["y_obs"]
+        assert [v.name for v in model.potentials] == []
     for name in definition.prediction_names() + definition.advi_start_names():
         assert name in model.named_vars
     advi = set(definition.advi_start_names())
@@ -294,8 +319,9 @@ def test_flat_backends_follow_the_table(case):
     assert definition.prediction_names() == list(spec.param_shapes())
     assert definition.advi_start_names() == [v.name for v in table if v.free]
     check_derived(definition)
-    check_pymc(definition, definition.build_pymc(X, y))
-    check_kernel(definition, definition.build_kernel(X, y))
+    weights = case.weights()
+    check_pymc(definition, definition.build_pymc(X, y, None, weights), case.weighted)
+    check_kernel(definition, definition.build_kernel(X, y, None, weights))
 
 
 @BUILDING
@@ -322,8 +348,9 @@ def test_hierarchical_backends_follow_the_table(case):
         v.name for v in table if v.role != "raw"
     )
     check_derived(definition)
-    check_pymc(definition, definition.build_pymc(X, y, codes))
-    problem = definition.build_kernel(X, y, codes)
+    weights = case.weights()
+    check_pymc(definition, definition.build_pymc(X, y, codes, weights), case.weighted)
+    problem = definition.build_kernel(X, y, codes, weights)
     check_kernel(definition, problem)
     assert problem.n_dim == spec.n_layers + (G + 1) * spec.n_params
     assert problem.header[abi.H_GROUPS] == G

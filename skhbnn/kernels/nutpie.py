@@ -78,7 +78,8 @@ def compiled_model(problem: Problem):
     missing = NEEDED_FIELDS - set(fields)
     if missing:
         raise KernelRouteUnavailable(
-            f"the installed nutpie's CompiledPyMCModel lacks {sorted(missing)}"
+            f"the installed nutpie's CompiledPyMCModel lacks {sorted(missing)}; skhbnn "
+            "supports nutpie>=0.16,<0.17 on this route"
         )
     logp, expand = callbacks()[problem.kind]
     _probe(problem, logp)

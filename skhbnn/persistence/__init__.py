@@ -49,13 +49,11 @@ FORMAT_VERSION = 1
 
 
 def _skhbnn_version() -> str:
-    """The installed skhbnn's version, stamped in files for information."""
-    from importlib.metadata import PackageNotFoundError, version
+    """This skhbnn's version (``skhbnn.__version__``, the one place it is
+    written), stamped in files for information."""
+    from .. import __version__
 
-    try:
-        return version("skhbnn")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        return "unknown"
+    return __version__
 
 
 def save(estimator, path, *, include_idata: bool = True) -> Path:
