@@ -1,4 +1,5 @@
-"""The seed's grouped data: rotated, scaled half-moons."""
+"""Grouped data sets: the seed's rotated, scaled half-moons and a generic
+grouped classification generator."""
 
 from __future__ import annotations
 
