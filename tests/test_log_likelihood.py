@@ -141,3 +141,13 @@ def test_saved_log_likelihood_survives_save_and_load(fitted, tmp_path):
     path = flat.save(tmp_path / "flat.nc")
     loaded = skhbnn.load(path)
     np.testing.assert_array_equal(_log_likelihood(loaded.idata_), _log_likelihood(flat.idata_))
+
+
+def test_az_plot_khat_draws_the_pareto_k_of_a_fit(fitted):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, hier = fitted
+    loo = az.loo(hier.idata_, pointwise=True)
+    az.plot_khat(loo)
