@@ -5,10 +5,10 @@ hidden layers of width 1-5, 1-4 features, every activation, with and without
 biases, binary or 3-4 classes; the flat model with no informed prior, a
 per-parameter or a joint MvNormal prior (random SPD covariances); the
 hierarchical model with 1-5 groups, one of which may have no rows; with or
-without sample weights (0, fractions and counts).  Each
-example compares log density, gradient and every expanded variable with
-PyMC's compiled functions (tests/kernel_agreement.py), which compiles three
-PyMC functions: a few seconds per example, hence the modest counts.
+without sample weights (0, fractions and counts).  Each example compares
+log density, gradient and every expanded variable with PyMC's compiled
+functions (tests/kernel_agreement.py), which compiles three PyMC functions:
+a few seconds per example, hence the modest counts.
 Examples are derandomized, so CI runs the same ones every time.
 
 PyMC's functions are compiled for the ``vm`` linker (the ops' own Python
@@ -34,6 +34,7 @@ from .test_models import (
     hierarchical_cases,
     with_examples,
 )
+
 
 def compiling(max_examples):
     return settings(

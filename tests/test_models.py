@@ -182,8 +182,9 @@ def hierarchical_cases(draw, spec=specs):
 
 
 # Explicit edge cases, run on top of the generated ones (whatever hypothesis
-# draws): each kind of flat prior, exactly one group, and a group without
-# rows (the last one, and the first one).
+# draws): each kind of flat prior, exactly one group, a group without rows
+# (the last one, and the first one), sample weights, and 3 hidden layers with
+# biases.
 FLAT_EDGES = [
     FlatCase(NetworkSpec(2, (3,), 3, "relu", True), 1.0, kind, 0.7, 17, 1.0, 11, kind == "joint")
     for kind in PRIOR_KINDS
@@ -391,7 +392,7 @@ def test_cache_key_ignores_values(case, seed, s1, s2, n_rows):
     """Prior scales, an MvNormal prior's means and covariances and the data
     are ``pm.Data`` values: they do not change the key."""
     assume(seed != case.seed)
-    fields = dict(seed=seed, prior_sd=s1, x_scale=s2, n_rows=n_rows)
+    fields = {"seed": seed, "prior_sd": s1, "x_scale": s2, "n_rows": n_rows}
     if isinstance(case, FlatCase):
         fields["prior_scale"] = s2
     else:
