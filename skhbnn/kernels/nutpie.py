@@ -27,7 +27,8 @@ import dataclasses
 import numpy as np
 
 from . import abi
-from .problem import Problem, _ptr, callbacks
+from . import problem as _problem
+from .problem import Problem, _ptr
 
 NEEDED_FIELDS = frozenset(
     {
@@ -81,7 +82,9 @@ def compiled_model(problem: Problem):
             f"the installed nutpie's CompiledPyMCModel lacks {sorted(missing)}; skhbnn "
             "supports nutpie>=0.16,<0.17 on this route"
         )
-    logp, expand = callbacks()[problem.kind]
+    # looked up at call time, so a test (or a user) patching
+    # skhbnn.kernels.problem.callbacks reaches this route too
+    logp, expand = _problem.callbacks()[problem.kind]
     _probe(problem, logp)
     names = list(problem.shapes)
     dims = {
