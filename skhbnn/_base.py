@@ -188,15 +188,14 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
         """Add ``log p(y_i | theta)`` of every draw and training row to
         ``idata`` as its ``log_likelihood`` group (``az.loo``, ``az.compare``):
         always, never, or (``"auto"``) when it holds at most
-        ``_MAX_LOG_LIKELIHOOD_VALUES`` values.  ``pointwise()`` computes it,
-        shape ``(chain, draw, n_rows)``."""
-        post = idata.posterior
-        size = post.sizes["chain"] * post.sizes["draw"] * n_rows
+        ``_MAX_LOG_LIKELIHOOD_VALUES`` values.  ``pointwise()`` computes it
+        over the flattened draws, shape ``(chain * draw, n_rows)``."""
+        shape = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], n_rows)
         store = self.log_likelihood
         if store == "auto":
-            store = size <= _MAX_LOG_LIKELIHOOD_VALUES
+            store = int(np.prod(shape)) <= _MAX_LOG_LIKELIHOOD_VALUES
         if store:
-            add_log_likelihood(idata, pointwise())
+            add_log_likelihood(idata, pointwise().reshape(shape))
 
     def _set_diagnostics(self, invariants: dict, n_divergent: int) -> None:
         if self.inference != "nuts":

@@ -163,11 +163,11 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         definition = FlatModel(spec, prior_sd=self.prior_sd, prior=self.prior)
         idata, draws, n_div = self._infer(definition, seed, X, y_enc, None, weights)
 
-        def pointwise():
-            values = pointwise_log_likelihood(flatten_chains(draws), X, y_enc, spec)
-            return values.reshape(*next(iter(draws.values())).shape[:2], -1)
-
-        self._store_log_likelihood(idata, X.shape[0], pointwise)
+        self._store_log_likelihood(
+            idata,
+            X.shape[0],
+            lambda: pointwise_log_likelihood(flatten_chains(draws), X, y_enc, spec),
+        )
         self.classes_ = classes
         self.network_ = spec
         self.idata_ = idata

@@ -188,12 +188,13 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         )
         idata, draws, n_div = self._infer(definition, seed, X, y_enc, codes, weights)
 
-        def pointwise():
-            flat = flatten_chains(draws)
-            values = grouped_pointwise_log_likelihood(flat, X, y_enc, codes, spec)
-            return values.reshape(*draws["sd0"].shape[:2], -1)
-
-        self._store_log_likelihood(idata, X.shape[0], pointwise)
+        self._store_log_likelihood(
+            idata,
+            X.shape[0],
+            lambda: grouped_pointwise_log_likelihood(
+                flatten_chains(draws), X, y_enc, codes, spec
+            ),
+        )
         self.classes_ = classes
         self.groups_ = encoder.classes_
         self._encoder = encoder

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import abi
 from . import problem as _problem
-from .problem import Problem, _ptr
+from .problem import Problem
 
 NEEDED_FIELDS = frozenset(
     {
@@ -50,14 +50,11 @@ class KernelRouteUnavailable(RuntimeError):
     """The installed nutpie or numba cannot run the kernel route."""
 
 
-def _probe(problem: Problem, logp) -> None:
+def _probe(problem: Problem) -> None:
     """The first evaluation, at an initial point, before nutpie sees the model:
     hard errors (a size or stamp mismatch) raise; a non-finite value is the
     data's business and left to the sampler, as on nutpie's own route."""
-    x = np.ascontiguousarray(problem.initial_point(0), dtype=np.float64)
-    grad, lp = np.empty(problem.n_dim), np.empty(1)
-
-    code = logp.ctypes(problem.n_dim, _ptr(x), _ptr(grad), _ptr(lp), problem.header.ctypes.data)
+    code = problem.evaluate(problem.initial_point(0))[0]
     if code not in (abi.OK, abi.NONFINITE_GRADIENT, abi.NONFINITE_LOGP):
         raise KernelRouteUnavailable(f"the log density callback returned code {code}")
 
@@ -85,7 +82,7 @@ def compiled_model(problem: Problem):
     # looked up at call time, so a test (or a user) patching
     # skhbnn.kernels.problem.callbacks reaches this route too
     logp, expand = _problem.callbacks()[problem.kind]
-    _probe(problem, logp)
+    _probe(problem)
     names = list(problem.shapes)
     dims = {
         name: tuple(f"{name}_dim_{i}" for i in range(len(shape)))

@@ -70,16 +70,21 @@ class Problem:
         return x
 
     # Python access to the C callbacks (tests, diagnostics, the route check)
-    def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """Log density and gradient at ``x``, through the C callback."""
+    def evaluate(self, x: np.ndarray) -> tuple[int, float, np.ndarray]:
+        """The log density callback at ``x``: ``(return code, logp, gradient)``."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         grad = np.empty(self.n_dim)
         logp = np.empty(1)
         code = callbacks()[self.kind][0].ctypes(
             self.n_dim, _ptr(x), _ptr(grad), _ptr(logp), self.header.ctypes.data
         )
+        return int(code), float(logp[0]), grad
+
+    def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log density and gradient at ``x``, through the C callback."""
+        code, logp, grad = self.evaluate(x)
         _check(code, "log density")
-        return float(logp[0]), grad
+        return logp, grad
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The posterior variables at ``x``, through the C callback."""
