@@ -12,11 +12,25 @@ from ._base import _N_DIAGNOSTIC_ROWS, BaseBayesianMLP, store_params
 from .classifiers import _FLAT_FITTED, BayesianMLPClassifier
 from .groups import NEW_GROUP_POLICIES, GroupEncoder, check_groups, group_codes, resolve_groups
 from .models import HierarchicalModel
+from .models.hierarchical import group_sd_name
 from .network import forward, logits_to_proba
 from .prediction import flatten_chains, grouped_pointwise_log_likelihood, posterior_moments
 from .priors import MvNormalPrior, informed_prior
 from .registry import register_estimator
 from .validation import check_sample_weight
+
+
+def _group_sd(draws: dict, param: str, spec) -> np.ndarray:
+    """Draws of the group sd that scales ``param``.  Fits saved by skhbnn
+    0.1.0 have one sd per layer (``sd{l}``), biases included."""
+    layer = spec.layer_of(param)
+    name = group_sd_name(param, layer)
+    return draws[name] if name in draws else draws[f"sd{layer}"]
+
+
+def _group_sd_names(draws: dict) -> list[str]:
+    """The group sds among ``draws``: ``sd{l}`` then ``sd_b{l}``."""
+    return sorted((k for k in draws if k.startswith("sd")), key=lambda k: ("_b" in k, k))
 
 
 @register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
@@ -25,8 +39,9 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
 
     Every group has its own weights, drawn around group-mean weights with one
     learned spread per layer, written non-centred:
-    ``w[g] = mu + sd_layer * raw[g]`` with ``mu ~ Normal(0, prior_sd)``,
-    ``sd_layer ~ HalfNormal(group_sd_prior)``, ``raw[g] ~ Normal(0, 1)``.
+    ``w[g] = mu + sd * raw[g]`` with ``mu ~ Normal(0, prior_sd)``,
+    ``sd ~ HalfNormal(group_sd_prior)``, ``raw[g] ~ Normal(0, 1)``; one sd
+    per layer for its weights and one for its biases.
 
     Parameters
     ----------
@@ -97,7 +112,8 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     feature_names_in_ : ndarray of shape (n_features_in_,)
     idata_ : arviz InferenceData (PyMC 5) or xarray DataTree (PyMC 6)
     posterior_draws_ : dict of str to ndarray
-        ``w{l}_mu`` / ``b{l}_mu`` group means, ``sd{l}`` group sds and per-group
+        ``w{l}_mu`` / ``b{l}_mu`` group means, group sds ``sd{l}`` (weights) and
+        ``sd_b{l}`` (biases), and per-group
         ``w{l}`` / ``b{l}`` (group axis after chain and draw).
     network_ : NetworkSpec
     diagnostics_ : dict or None
@@ -206,7 +222,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         # Each diagnostic row under its own group's weights: (C, S, rows, ...).
         params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
         proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
-        sds = np.stack([draws[f"sd{layer}"] for layer in range(spec.n_layers)], axis=-1)
+        sds = np.stack([draws[name] for name in _group_sd_names(draws)], axis=-1)
         self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
 
     def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
@@ -227,7 +243,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         spec = self.network_
         names = spec.param_shapes()
         means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}
-        sds = {n: self.posterior_draws_[f"sd{spec.layer_of(n)}"] for n in names}
+        sds = {n: _group_sd(self.posterior_draws_, n, spec) for n in names}
         return informed_prior(means, sds, spec, align=align, joint=joint)
 
     def group_mean_network(self) -> BayesianMLPClassifier:
@@ -259,7 +275,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         out = {}
         for name in spec.param_shapes():
             mu = draws[f"{name}_mu"]
-            sd = draws[f"sd{spec.layer_of(name)}"].reshape((-1,) + (1,) * (mu.ndim - 1))
+            sd = _group_sd(draws, name, spec).reshape((-1,) + (1,) * (mu.ndim - 1))
             out[name] = mu + sd * rng.standard_normal(mu.shape)
         return out
 

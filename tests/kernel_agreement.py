@@ -54,16 +54,17 @@ def check_hierarchical(definition, X, y, codes, rng, weights=None):
     model = definition.build_pymc(X, y, codes, weights)
     problem = definition.build_kernel(X, y, codes, weights)
     assert [v.name for v in model.free_RVs + model.deterministics] == table_names(definition)
-    n_layers, P = spec.n_layers, spec.n_params
-    assert problem.n_dim == n_layers + P + G * P
+    P = spec.n_params
+    sds = [v.name for v in definition.variables() if v.role == "group_sd"]
+    n_sd = len(sds)
+    assert n_sd == spec.n_layers * (2 if spec.use_bias else 1)
+    assert problem.n_dim == n_sd + P + G * P
     x = rng.normal(size=problem.n_dim)
-    # the kernel's vector: (log sd per layer, mu (P), raw (G x P))
+    # the kernel's vector: (log sd per group sd, mu (P), raw (G x P))
     index = np.arange(problem.n_dim)
-    positions = {f"sd{l}_log__": index[l : l + 1] for l in range(n_layers)}
-    positions.update(
-        {f"{k}_mu": a for k, a in spec.unflatten(index[n_layers : n_layers + P]).items()}
-    )
-    raw = index[n_layers + P :].reshape(G, P)
+    positions = {f"{name}_log__": index[k : k + 1] for k, name in enumerate(sds)}
+    positions.update({f"{k}_mu": a for k, a in spec.unflatten(index[n_sd : n_sd + P]).items()})
+    raw = index[n_sd + P :].reshape(G, P)
     positions.update({f"{k}_raw": a for k, a in spec.unflatten(raw).items()})
     point = {
         v.name: x[positions[v.name]].reshape(np.shape(model.initial_point()[v.name]))

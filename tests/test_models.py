@@ -333,7 +333,9 @@ def test_hierarchical_backends_follow_the_table(case):
     X, y, codes = case.data()
     table = check_table(definition)
     spec, G = case.spec, case.n_groups
-    assert [v.name for v in table if v.role == "group_sd"] == [f"sd{l}" for l in range(spec.n_layers)]
+    layers = range(spec.n_layers)
+    expected_sds = [f"sd{l}" for l in layers] + ([f"sd_b{l}" for l in layers] if spec.use_bias else [])
+    assert [v.name for v in table if v.role == "group_sd"] == expected_sds
     for v in table:
         if v.role in ("raw", "weight"):
             assert v.shape == (G, *spec.param_shapes()[v.param])
@@ -353,8 +355,9 @@ def test_hierarchical_backends_follow_the_table(case):
     check_pymc(definition, definition.build_pymc(X, y, codes, weights), case.weighted)
     problem = definition.build_kernel(X, y, codes, weights)
     check_kernel(definition, problem)
-    assert problem.n_dim == spec.n_layers + (G + 1) * spec.n_params
+    assert problem.n_dim == len(expected_sds) + (G + 1) * spec.n_params
     assert problem.header[abi.H_GROUPS] == G
+    assert problem.header[abi.H_NSD] == len(expected_sds)
 
 
 def test_model_kinds_lists_both_kinds():

@@ -26,12 +26,13 @@ XT, Y, W, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P = range(9)
 # flat: prior mean, scale, Cholesky factor (n x n, n = 0 without one), floats,
 # number of expanded values
 F_MEAN, F_SCALE, F_L, F_LN, F_FLOATS, F_EXPANDED = range(9, 15)
-# hierarchical: group row starts, number of groups, layer of each parameter,
+# hierarchical: group row starts, number of groups, group sd of each parameter,
 # (offset, size) of each parameter array and their number, floats
-# (prior_sd, group_sd_prior, const), number of expanded values
-H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED = range(9, 16)
-STAMP = 16
-HEADER_SIZE = 17
+# (prior_sd, group_sd_prior, const), number of expanded values, number of
+# group sds
+H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED, H_NSD = range(9, 17)
+STAMP = 17
+HEADER_SIZE = 18
 
 ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
 

@@ -40,6 +40,7 @@ from .abi import (
     H_EXPANDED,
     H_FLOATS,
     H_GROUPS,
+    H_NSD,
     H_NSEG,
     H_PLAYER,
     H_SEGMENTS,
@@ -146,8 +147,8 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
     if h[STAMP] != ABI_STAMP:
         return STALE
     n, n_features, n_layers = h[N_ROWS], h[N_FEATURES], h[N_LAYERS]
-    P, G = h[SLOT_P], h[H_GROUPS]
-    if dim != n_layers + P + G * P:
+    P, G, n_sd = h[SLOT_P], h[H_GROUPS], h[H_NSD]
+    if dim != n_sd + P + G * P:
         return WRONG_SIZE
     floats = carray(_void(h[H_FLOATS]), (3,), np.float64)
     lp = carray(logp_, (1,))
@@ -160,6 +161,7 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
         carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
         h[ACT],
         carray(_void(h[H_PLAYER]), (P,), np.int64),
+        n_sd,
         floats[0],
         floats[1],
         floats[2],
@@ -176,22 +178,22 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
     h = carray(user_data, (HEADER_SIZE,), np.int64)
     if h[STAMP] != ABI_STAMP:
         return STALE
-    n_layers, P, G, n_seg = h[N_LAYERS], h[SLOT_P], h[H_GROUPS], h[H_NSEG]
-    if dim != n_layers + P + G * P or expanded != h[H_EXPANDED]:
+    n_sd, P, G, n_seg = h[H_NSD], h[SLOT_P], h[H_GROUPS], h[H_NSEG]
+    if dim != n_sd + P + G * P or expanded != h[H_EXPANDED]:
         return WRONG_SIZE
     x = carray(x_, (dim,))
     out = carray(out_, (expanded,))
     player = carray(_void(h[H_PLAYER]), (P,), np.int64)
     segments = carray(_void(h[H_SEGMENTS]), (n_seg, 2), np.int64)
-    raw0 = n_layers + P
+    raw0 = n_sd + P
     k = 0
-    for layer in range(n_layers):
-        out[k] = math.exp(x[layer])
+    for j in range(n_sd):
+        out[k] = math.exp(x[j])
         k += 1
     for s in range(n_seg):
         o, size = segments[s, 0], segments[s, 1]
         for j in range(size):
-            out[k] = x[n_layers + o + j]
+            out[k] = x[n_sd + o + j]
             k += 1
         for g in range(G):
             for j in range(size):
@@ -202,6 +204,6 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
         for g in range(G):
             for j in range(size):
                 p = o + j
-                out[k] = x[n_layers + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
+                out[k] = x[n_sd + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
                 k += 1
     return OK

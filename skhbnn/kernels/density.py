@@ -236,40 +236,40 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, grad):
 
 @njit(**_JIT)
 def hierarchical_logp_grad(
-    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, const, grad
+    x, XT, y, rw, starts, layout, act, player, n_sd, prior_sd, sd_scale, const, grad
 ):
-    """Hierarchical model, non-centred.  ``x`` is ``(log sd_l for each
-    layer, mu (P), raw (G * P))``; ``theta_g = mu + sd[player] * raw_g``,
-    ``mu ~ N(0, prior_sd)``, ``sd_l ~ HalfNormal(sd_scale)``,
+    """Hierarchical model, non-centred.  ``x`` is ``(log sd_k for each of
+    the n_sd group sds, mu (P), raw (G * P))``; ``theta_g = mu + sd[player]
+    * raw_g`` (``player[p]``: the group sd of parameter ``p``),
+    ``mu ~ N(0, prior_sd)``, ``sd_k ~ HalfNormal(sd_scale)``,
     ``raw ~ N(0, 1)``.  Rows of group ``g`` are ``starts[g]:starts[g+1]``."""
-    n_layers = layout.shape[0]
     P = player.size
     G = starts.size - 1
     total = const
-    sd = np.empty(n_layers)
-    for layer in range(n_layers):
-        u = x[layer]
-        sd[layer] = math.exp(u)
-        r = sd[layer] / sd_scale
+    sd = np.empty(n_sd)
+    for k in range(n_sd):
+        u = x[k]
+        sd[k] = math.exp(u)
+        r = sd[k] / sd_scale
         total += u - 0.5 * r * r
-        grad[layer] = 1.0 - r * r
+        grad[k] = 1.0 - r * r
     for p in range(P):
-        m = x[n_layers + p]
+        m = x[n_sd + p]
         total -= 0.5 * (m / prior_sd) ** 2
-        grad[n_layers + p] = -m / prior_sd**2
+        grad[n_sd + p] = -m / prior_sd**2
     max_rows = 1
     for g in range(G):
         max_rows = max(max_rows, starts[g + 1] - starts[g])
     H, D = _scratch(layout, max_rows)
     theta = np.empty(P)
     gtheta = np.empty(P)
-    gsd = np.zeros(n_layers)
+    gsd = np.zeros(n_sd)
     for g in range(G):
-        base = n_layers + P + g * P
+        base = n_sd + P + g * P
         for p in range(P):
             r = x[base + p]
             total -= 0.5 * r * r
-            theta[p] = x[n_layers + p] + sd[player[p]] * r
+            theta[p] = x[n_sd + p] + sd[player[p]] * r
             gtheta[p] = 0.0
         if starts[g + 1] > starts[g]:
             total += _network_loglik(
@@ -278,10 +278,10 @@ def hierarchical_logp_grad(
         for p in range(P):
             r = x[base + p]
             grad[base + p] = sd[player[p]] * gtheta[p] - r
-            grad[n_layers + p] += gtheta[p]
+            grad[n_sd + p] += gtheta[p]
             gsd[player[p]] += gtheta[p] * r
-    for layer in range(n_layers):
-        grad[layer] += gsd[layer] * sd[layer]
+    for k in range(n_sd):
+        grad[k] += gsd[k] * sd[k]
     return total
 
 

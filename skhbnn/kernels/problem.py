@@ -176,11 +176,18 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
     """The kernel back-end of :class:`skhbnn.models.HierarchicalModel`.
 
     ``codes`` are the group codes ``0 .. n_groups - 1`` of the rows of ``X``.
-    The unconstrained vector is ``(log sd_l per layer, mu (P), raw (G x P))``.
+    The unconstrained vector is ``(log sd per group sd of the table, mu (P),
+    raw (G x P))``.
     """
     spec, n_groups = model.spec, model.n_groups
-    layout, player = layout_of(spec)
-    P, n_layers = spec.n_params, spec.n_layers
+    layout, _ = layout_of(spec)
+    P = spec.n_params
+    sds = [v for v in model.variables() if v.role == "group_sd"]
+    sd_index = {v.name: k for k, v in enumerate(sds)}
+    n_sd = len(sds)
+    player = np.empty(P, dtype=np.int64)  # the group sd of every entry
+    for name, cut in spec.param_slices().items():
+        player[cut] = sd_index[model.sd_of(name, spec.layer_of(name))]
     codes = np.asarray(codes, dtype=np.int64)
     order = np.argsort(codes, kind="stable")
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64)[order].T)
@@ -197,7 +204,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
     const = (
         -P * (0.5 * _LOG_2PI + math.log(prior_sd))
         - 0.5 * n_groups * P * _LOG_2PI
-        + n_layers * (0.5 * math.log(2.0 / math.pi) - math.log(group_sd_prior))
+        + n_sd * (0.5 * math.log(2.0 / math.pi) - math.log(group_sd_prior))
     )
     floats = np.array([prior_sd, group_sd_prior, const])
     header = _header(spec, XT, y, w, layout)
@@ -205,10 +212,11 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
         starts.ctypes.data, n_groups, player.ctypes.data, segments.ctypes.data, len(segments)
     ]
     header[abi.H_FLOATS] = floats.ctypes.data
-    offsets = {layer: math.log(group_sd_prior) for layer in range(n_layers)}
+    header[abi.H_NSD] = n_sd
+    offsets = {k: math.log(group_sd_prior) for k in range(n_sd)}
     problem = Problem(
         "hierarchical",
-        n_layers + P + n_groups * P,
+        n_sd + P + n_groups * P,
         header,
         (XT, y, w, layout, starts, player, segments, floats),
         model.posterior_shapes(),

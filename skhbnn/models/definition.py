@@ -26,7 +26,8 @@ from ..network import NetworkSpec
 ROLES = {
     "raw": "standard-normal offsets (non-centred), Normal(0, 1)",
     "mean": "group-mean weights, Normal(0, prior_sd)",
-    "group_sd": "the group sd of one layer, HalfNormal(group_sd_prior)",
+    "group_sd": "the group sd of one layer's weights (param 'w') or biases (param 'b'), "
+    "HalfNormal(group_sd_prior)",
     "weight": "network weights and biases (deterministic)",
 }
 

@@ -1,13 +1,18 @@
 """The hierarchical Bayesian MLP over groups, non-centred.
 
-Per group ``g`` and layer ``l``: ``w_g = mu + sd_l * raw_g`` with
-``mu ~ Normal(0, prior_sd)``, ``sd_l ~ HalfNormal(group_sd_prior)`` and
-``raw_g ~ Normal(0, 1)``.
+Per group ``g`` and network parameter ``p``: ``p_g = p_mu + sd * p_raw_g`` with
+``p_mu ~ Normal(0, prior_sd)``, ``sd ~ HalfNormal(group_sd_prior)`` and
+``p_raw_g ~ Normal(0, 1)``.  Each layer has one group sd for its weights
+(``sd{l}``) and, with biases, one for its biases (``sd_b{l}``): groups that
+differ in their weights need not differ in their offsets, and a bias sharing
+its layer's sd would be as free to vary between groups as the weights are
+(``benchmarks/README.md``, "Default fits").
 
-Posterior variables (the table, in order): ``sd{l}`` per layer; per network
-parameter ``p`` (``w0, b0, w1, ...``) its group mean ``{p}_mu`` and the
-per-group offsets ``{p}_raw`` of shape ``(n_groups, ...)``; then the
-per-group weights ``{p}`` of shape ``(n_groups, ...)``.
+Posterior variables (the table, in order): ``sd{l}`` per layer, then
+``sd_b{l}`` per layer with biases; per network parameter ``p``
+(``w0, b0, w1, ...``) its group mean ``{p}_mu`` and the per-group offsets
+``{p}_raw`` of shape ``(n_groups, ...)``; then the per-group weights ``{p}``
+of shape ``(n_groups, ...)``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ import numpy as np
 
 from ..network import NetworkSpec, forward
 from .definition import ModelDefinition, Variable, likelihood
+
+
+def group_sd_name(param: str, layer: int) -> str:
+    """``sd{l}`` for the weights ``w{l}``, ``sd_b{l}`` for the biases ``b{l}``."""
+    return f"sd{layer}" if param.startswith("w") else f"sd_b{layer}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,7 +43,12 @@ class HierarchicalModel(ModelDefinition):
 
     def variables(self) -> tuple[Variable, ...]:
         spec, G = self.spec, self.n_groups
-        table = [Variable(f"sd{layer}", (), "group_sd", layer) for layer in range(spec.n_layers)]
+        table = [Variable(f"sd{layer}", (), "group_sd", layer, "w") for layer in range(spec.n_layers)]
+        if spec.use_bias:
+            table += [
+                Variable(f"sd_b{layer}", (), "group_sd", layer, "b")
+                for layer in range(spec.n_layers)
+            ]
         weights = []
         for name, shape in spec.param_shapes().items():
             layer = spec.layer_of(name)
@@ -41,6 +56,11 @@ class HierarchicalModel(ModelDefinition):
             table.append(Variable(f"{name}_raw", (G, *shape), "raw", layer, name))
             weights.append(Variable(name, (G, *shape), "weight", layer, name))
         return (*table, *weights)
+
+    @staticmethod
+    def sd_of(param: str, layer: int) -> str:
+        """The group sd that scales network parameter ``param`` of ``layer``."""
+        return group_sd_name(param, layer)
 
     def prediction_names(self) -> list[str]:
         """Per network parameter its per-group weights and group mean, then
@@ -92,7 +112,8 @@ class HierarchicalModel(ModelDefinition):
                     rv[v.name] = pm.Normal(v.name, 0.0, mu_sd if v.role == "mean" else 1.0, shape=v.shape)
             params = {
                 v.name: pm.Deterministic(
-                    v.name, rv[f"{v.param}_mu"] + rv[f"sd{v.layer}"] * rv[f"{v.param}_raw"]
+                    v.name, rv[f"{v.param}_mu"]
+                    + rv[self.sd_of(v.param, v.layer)] * rv[f"{v.param}_raw"]
                 )
                 for v in self.variables()
                 if not v.free
