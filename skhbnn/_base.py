@@ -12,7 +12,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .diagnostics import invariant_diagnostics, warn_if_unreliable
+from .diagnostics import (
+    MIN_DRAWS_FOR_RHAT,
+    RHAT_THRESHOLD,
+    invariant_diagnostics,
+    warn_if_unreliable,
+)
+from .stacking import chain_modes, draw_weights, mode_stacking
 from .inference import (
     INFERENCE_METHODS,
     SAMPLERS,
@@ -96,6 +102,7 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
         "advi_iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "log_likelihood": ["boolean", StrOptions({"auto"})],
+        "combine_chains": [StrOptions({"stacking", "equal"})],
         "progressbar": ["boolean", StrOptions({"auto"})],
         "n_jobs": [
             None,
@@ -184,24 +191,55 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
     def _fit_atomically(self, fit_fn):
         return fit_atomically(self, fit_fn)
 
-    def _store_log_likelihood(self, idata, n_rows: int, pointwise) -> None:
-        """Add ``log p(y_i | theta)`` of every draw and training row to
-        ``idata`` as its ``log_likelihood`` group (``az.loo``, ``az.compare``):
-        always, never, or (``"auto"``) when it holds at most
-        ``_MAX_LOG_LIKELIHOOD_VALUES`` values.  ``pointwise()`` computes it
-        over the flattened draws, shape ``(chain * draw, n_rows)``."""
-        shape = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], n_rows)
+    def _finish_fit(self, idata, n_rows: int, pointwise, invariants, n_divergent) -> None:
+        """After sampling: the pointwise log-likelihood, the chains' weights,
+        the diagnostics.
+
+        ``pointwise(rows)`` computes ``log p(y_i | theta)`` of the training
+        rows ``rows`` over the flattened draws, shape ``(chain * draw,
+        len(rows))``.  It is stored in ``idata`` as its ``log_likelihood``
+        group (``az.loo``, ``az.compare``) always, never, or (``"auto"``)
+        when it holds at most ``_MAX_LOG_LIKELIHOOD_VALUES`` values; with
+        ``combine_chains="stacking"`` and several chains the same values give
+        the chains' stacking weights (:mod:`skhbnn.stacking`), from at most
+        that many values (evenly spaced rows beyond it).
+        """
+        n_chains, n_draws = (idata.posterior.sizes[d] for d in ("chain", "draw"))
+        shape = (n_chains, n_draws)
         store = self.log_likelihood
         if store == "auto":
-            store = int(np.prod(shape)) <= _MAX_LOG_LIKELIHOOD_VALUES
+            store = n_chains * n_draws * n_rows <= _MAX_LOG_LIKELIHOOD_VALUES
+        stack = self.combine_chains == "stacking" and n_chains > 1
+        values = None
         if store:
-            add_log_likelihood(idata, pointwise().reshape(shape))
+            values = pointwise(np.arange(n_rows)).reshape(*shape, n_rows)
+            add_log_likelihood(idata, values)
+        self.chain_weights_, modes, loo = None, None, None
+        if stack:
+            # modes as prediction sees them: chains that predict alike are one
+            modes = chain_modes({"proba": invariants["proba"]}, RHAT_THRESHOLD, MIN_DRAWS_FOR_RHAT)
+        if modes is not None and modes.max() > 0:
+            if values is None:
+                n_used = max(1, min(n_rows, _MAX_LOG_LIKELIHOOD_VALUES // (n_chains * n_draws)))
+                rows = np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
+                values = pointwise(rows).reshape(*shape, len(rows))
+            self.chain_weights_, loo = mode_stacking(values, modes)
+        self._set_diagnostics(invariants, n_divergent, modes, loo)
 
-    def _set_diagnostics(self, invariants: dict, n_divergent: int) -> None:
+    def _draw_weights(self):
+        """Each flattened draw's weight in prediction, or ``None`` (equal)."""
+        weights = getattr(self, "chain_weights_", None)
+        if weights is None:
+            return None
+        return draw_weights(weights, next(iter(self.posterior_draws_.values())).shape[1])
+
+    def _set_diagnostics(self, invariants: dict, n_divergent, modes=None, loo=None) -> None:
         if self.inference != "nuts":
             self.diagnostics_ = None
             return
-        self.diagnostics_ = invariant_diagnostics(invariants, n_divergent)
+        self.diagnostics_ = invariant_diagnostics(
+            invariants, n_divergent, getattr(self, "chain_weights_", None), modes, loo
+        )
         warn_if_unreliable(self.diagnostics_, type(self).__name__)
 
     @staticmethod

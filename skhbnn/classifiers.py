@@ -14,7 +14,7 @@ from .validation import check_sample_weight
 
 _FLAT_FITTED = (
     "classes_", "n_features_in_", "feature_names_in_", "network_", "idata_",
-    "posterior_draws_", "diagnostics_",
+    "posterior_draws_", "diagnostics_", "chain_weights_",
 )
 
 @register_estimator(fitted=_FLAT_FITTED)
@@ -68,6 +68,12 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         ``idata_.log_likelihood`` (for ``az.loo`` and ``az.compare``); "auto"
         stores it when it has at most 10 million values (chains x draws x
         rows).
+    combine_chains : {"stacking", "equal"}, default="stacking"
+        How prediction combines the chains.  BNN chains often sit in
+        different modes that NUTS does not cross; "stacking" weights each
+        chain by how well it predicts left-out training rows (PSIS-LOO;
+        Yao, Vehtari & Gelman 2022), "equal" averages the chains.  The
+        weights are ``chain_weights_`` and ``diagnostics_["chain_weights"]``.
     progressbar : bool or "auto", default="auto"
         Show a progress bar while fitting; "auto" shows it in an interactive
         terminal, except for the clones that cross-validation, grid search
@@ -89,8 +95,13 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         Weights ``w{l}`` / biases ``b{l}``, shape ``(chain, draw, ...)``,
         used for prediction (plain numpy: pickles without PyMC).
     network_ : NetworkSpec
+    chain_weights_ : ndarray of shape (chains,) or None
+        Each chain's weight in prediction (``None``: equal weights).
     diagnostics_ : dict or None
-        Divergences and R-hat / ESS of symmetry-invariant quantities (NUTS).
+        Mixing within chains (``within_chain_rhat``, ``min_ess`` of the
+        combined predictive, ``divergence_rate``) and the modes between them
+        (``max_rhat`` across chains, ``chain_weights``, ``chain_elpd_loo``);
+        see :func:`skhbnn.diagnostics.invariant_diagnostics`.
 
     Examples
     --------
@@ -124,6 +135,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",
+        combine_chains="stacking",
         progressbar="auto",
         n_jobs=None,
     ):
@@ -162,21 +174,21 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         seed = self._new_seed(self.random_state)
         definition = FlatModel(spec, prior_sd=self.prior_sd, prior=self.prior)
         idata, draws, n_div = self._infer(definition, seed, X, y_enc, None, weights)
-
-        self._store_log_likelihood(
-            idata,
-            X.shape[0],
-            lambda: pointwise_log_likelihood(flatten_chains(draws), X, y_enc, spec),
-        )
         self.classes_ = classes
         self.network_ = spec
         self.idata_ = idata
         self.posterior_draws_ = draws
         proba = logits_to_proba(forward(draws, X[:_N_DIAGNOSTIC_ROWS], spec))
-        self._set_diagnostics({"proba": proba[..., 1:]}, n_div)
+        self._finish_fit(
+            idata,
+            X.shape[0],
+            lambda r: pointwise_log_likelihood(flatten_chains(draws), X[r], y_enc[r], spec),
+            {"proba": proba[..., 1:]},
+            n_div,
+        )
 
     @classmethod
-    def _from_draws(cls, draws, spec, classes, params=None):
+    def _from_draws(cls, draws, spec, classes, params=None, chain_weights=None):
         """A fitted classifier predicting from given weight draws (no sampling).
 
         ``draws`` hold ``w{l}`` / ``b{l}`` of shape ``(chain, draw, ...)``; used
@@ -189,13 +201,14 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         est.posterior_draws_ = {k: np.asarray(draws[k]) for k in spec.param_shapes()}
         est.idata_ = None
         est.diagnostics_ = None
+        est.chain_weights_ = chain_weights
         return est
 
     def _moments(self, X, log=False):
         X = self._check_fitted_X(X)
         return posterior_moments(
             flatten_chains(self.posterior_draws_), X, self.network_, n_jobs=self.n_jobs,
-            log=log,
+            log=log, weights=self._draw_weights(),
         )
 
     def predict_log_proba(self, X):

@@ -15,7 +15,9 @@ the values against ArviZ).
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 from scipy.special import ndtri
@@ -24,6 +26,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 RHAT_THRESHOLD = 1.05
 MIN_DRAWS_FOR_RHAT = 50
+MIN_ESS = 100
+MAX_DIVERGENCE_RATE = 0.01
 
 
 def _split_chains(x: np.ndarray) -> np.ndarray:
@@ -111,67 +115,194 @@ def _geyer_ess(rho: np.ndarray, n_total: int) -> float:
     return n_total / tau
 
 
-def invariant_diagnostics(invariants: dict[str, np.ndarray], n_divergent: int | None) -> dict:
-    """R-hat and bulk ESS of each invariant quantity.
+def _per_quantity(invariants: dict, fn) -> dict[str, float]:
+    """``fn`` of every invariant's non-constant columns ``(C, S, k)``."""
+    out = {}
+    for name, arr in invariants.items():
+        arr = np.asarray(arr, dtype=float)
+        cols = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        # Constant columns (e.g. saturated probabilities) carry no information.
+        cols = cols[:, :, np.ptp(cols, axis=(0, 1)) > 1e-12]
+        if cols.shape[2]:
+            value = fn(cols)
+            if np.isfinite(value):
+                out[name] = float(value)
+    return out
+
+
+def _combined_ess(cols: np.ndarray, weights: np.ndarray) -> float:
+    """Worst column's ESS of the weighted mixture of chains: each chain's bulk
+    ESS ``n_k`` enters as ``1 / sum_k (w_k**2 / n_k)`` (the variance of a
+    weighted mean of independent chain means)."""
+    used = np.flatnonzero(weights > 0)
+    per_chain = np.stack([ess_bulk(cols[k : k + 1]) for k in used])  # (K, cols)
+    w = weights[used][:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.nanmin(1.0 / np.sum(w**2 / per_chain, axis=0)))
+
+
+def _within_rhat(cols: np.ndarray, weights: np.ndarray) -> float:
+    """Worst split R-hat inside one chain (its two halves), over the chains
+    prediction uses: a chain still drifting, whatever the others do."""
+    used = np.flatnonzero(weights > 0)
+    return float(np.nanmax([rhat_rank(cols[k : k + 1]) for k in used]))
+
+
+def invariant_diagnostics(
+    invariants: dict[str, np.ndarray],
+    n_divergent,
+    chain_weights=None,
+    modes=None,
+    chain_loo: dict | None = None,
+) -> dict:
+    """Mixing within chains and the mode structure between them, on
+    symmetry-invariant quantities.
 
     Parameters
     ----------
     invariants : dict of str to ndarray
         Arrays of shape ``(chain, draw, k)``: each of the ``k`` columns is one
         scalar quantity.
-    n_divergent : int or None
-        Number of divergent transitions; ``None`` if the sampler did not
-        record them.
+    n_divergent : int, array of int per chain, or None
+        Divergent transitions; ``None`` if the sampler did not record them.
+    chain_weights : ndarray of shape (chain,), default=None
+        The weight of each chain in prediction (stacking); ``None`` for equal
+        weights.
+    modes : ndarray of shape (chain,), default=None
+        The mode of each chain (:func:`skhbnn.stacking.chain_modes`) when
+        chains were to be stacked; ``None`` when they were averaged.
+    chain_loo : dict, default=None
+        ``elpd`` (per mode, PSIS-LOO) and ``khat_share`` (per mode, the
+        share of rows with Pareto k-hat above 0.7), from stacking.
 
     Returns
     -------
-    dict with ``divergences``, ``max_rhat`` and ``min_ess`` (overall) and
-    ``rhat`` / ``ess`` per quantity (the worst column).
+    dict with
+
+    * ``divergences``, ``divergence_rate`` (of the draws of the chains
+      prediction uses);
+    * within chains: ``within_chain_rhat`` (worst split R-hat inside one
+      chain), ``ess`` / ``min_ess`` (bulk ESS of the combined predictive, per
+      quantity and worst);
+    * between chains: ``rhat`` / ``max_rhat`` (R-hat across all chains: above
+      1.05 the chains sit in different modes), ``chain_weights``,
+      ``combination`` (``"stacking"`` or ``"equal"``), ``chain_modes`` and,
+      where chains sat in several modes, ``mode_elpd_loo`` and
+      ``mode_khat_share``.
     """
-    rhat, ess = {}, {}
-    for name, arr in invariants.items():
-        arr = np.asarray(arr, dtype=float)
-        if arr.shape[1] < MIN_DRAWS_FOR_RHAT:
-            continue
-        cols = arr.reshape(arr.shape[0], arr.shape[1], -1)
-        # Constant columns (e.g. saturated probabilities) carry no information.
-        cols = cols[:, :, np.ptp(cols, axis=(0, 1)) > 1e-12]
-        if cols.shape[2] == 0:
-            continue
-        # Like ArviZ, no R-hat from a single chain.
-        r = rhat_rank(cols) if cols.shape[0] > 1 else np.array([np.nan])
-        e = ess_bulk(cols)
-        if np.isfinite(r).any():
-            rhat[name] = float(np.nanmax(r))
-        if np.isfinite(e).any():
-            ess[name] = float(np.nanmin(e))
-    return {
-        "divergences": None if n_divergent is None else int(n_divergent),
-        "max_rhat": max(rhat.values(), default=float("nan")),
+    first = np.asarray(next(iter(invariants.values())))
+    n_chains, n_draws = first.shape[:2]
+    stacked = chain_weights is not None
+    weights = np.full(n_chains, 1.0 / n_chains) if not stacked else np.asarray(chain_weights, float)
+    # chains in one mode agree, so equal weights are the combination
+    combination = "equal" if modes is None else "stacking"
+    used = weights > 0
+    if n_divergent is None:
+        n_div, rate = None, None
+    else:
+        counts = np.asarray(n_divergent)
+        n_div = int(counts.sum())
+        counted = int(counts[used].sum()) if counts.ndim else n_div
+        rate = counted / (int(used.sum()) * n_draws)
+    enough = n_draws >= MIN_DRAWS_FOR_RHAT
+    rhat = _per_quantity(invariants, lambda c: np.nanmax(rhat_rank(c))) if enough and n_chains > 1 else {}
+    ess_of = (lambda c: _combined_ess(c, weights)) if stacked else (lambda c: np.nanmin(ess_bulk(c)))
+    ess = _per_quantity(invariants, ess_of) if enough else {}
+    within = _per_quantity(invariants, lambda c: _within_rhat(c, weights)) if enough else {}
+    out = {
+        "n_draws": int(n_draws),
+        "divergences": n_div,
+        "divergence_rate": rate,
+        "within_chain_rhat": max(within.values(), default=float("nan")),
         "min_ess": min(ess.values(), default=float("nan")),
-        "rhat": rhat,
         "ess": ess,
+        "max_rhat": max(rhat.values(), default=float("nan")),
+        "rhat": rhat,
+        "chain_weights": weights.round(6).tolist(),
+        "combination": combination,
     }
+    if modes is not None:
+        out["chain_modes"] = np.asarray(modes).tolist()
+    if chain_loo:
+        out["mode_elpd_loo"] = [round(float(v), 3) for v in chain_loo["elpd"]]
+        out["mode_khat_share"] = [round(float(v), 4) for v in chain_loo["khat_share"]]
+    return out
 
 
-def warn_if_unreliable(diag: dict, estimator_name: str) -> None:
-    """Warn (``ConvergenceWarning``) with what to try when diagnostics look bad."""
+def _user_stacklevel() -> int:
+    """``stacklevel`` for a warning raised in skhbnn, pointing at the first
+    frame outside the package: the user's ``fit`` call (or the scikit-learn
+    meta-estimator that made it)."""
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def reliability_problems(diag: dict) -> list[str]:
+    """What makes the predictive unreliable, each with what to try; empty if
+    nothing does.
+
+    * too few draws to check anything (fewer than 50 per chain);
+    * a chain not mixed within itself: split R-hat above 1.05 inside a chain
+      prediction uses;
+    * too few effective draws of the combined predictive: bulk ESS below
+      100 (the Monte Carlo error of a predicted probability is then above a
+      tenth of its posterior sd);
+    * divergences in more than 1% of the draws prediction uses (a rare
+      divergence in the funnel of a hierarchical model is expected and
+      biases nothing measurable; ``benchmarks/README.md``, "Default fits");
+    * chains in different modes (R-hat across chains above 1.05) whose
+      predictions were averaged with equal weights instead of stacked.
+    """
     problems = []
-    if diag["divergences"]:
+    n_draws = diag.get("n_draws")
+    if n_draws is not None and n_draws < MIN_DRAWS_FOR_RHAT:
         problems.append(
-            f"{diag['divergences']} divergent transitions (try target_accept=0.95 "
-            "or more tune)"
+            f"{n_draws} draws per chain are too few to check convergence "
+            f"(use draws >= {MIN_DRAWS_FOR_RHAT}, better the default)"
         )
-    bad = {k: v for k, v in diag["rhat"].items() if v > RHAT_THRESHOLD}
-    if bad:
+    within = diag.get("within_chain_rhat", float("nan"))
+    if within > RHAT_THRESHOLD or within == np.inf:
+        problems.append(
+            f"a chain has not mixed within itself (split R-hat {within:.2f} > "
+            f"{RHAT_THRESHOLD}; try more tune and draws)"
+        )
+    low = {k: v for k, v in diag.get("ess", {}).items() if v < MIN_ESS}
+    if low:
+        worst = ", ".join(f"{k}: {v:.0f}" for k, v in low.items())
+        problems.append(
+            f"effective sample size below {MIN_ESS} ({worst}; try more draws)"
+        )
+    rate = diag.get("divergence_rate")
+    if rate is not None and rate > MAX_DIVERGENCE_RATE:
+        problems.append(
+            f"{diag['divergences']} divergent transitions ({100 * rate:.1f}% of the draws; "
+            "try target_accept=0.95 or more tune)"
+        )
+    elif rate is None and diag.get("divergences"):  # a summary without the rate
+        problems.append(
+            f"{diag['divergences']} divergent transitions (try target_accept=0.95 or more tune)"
+        )
+    bad = {k: v for k, v in diag.get("rhat", {}).items() if v > RHAT_THRESHOLD}
+    if bad and diag.get("combination", "equal") == "equal":
         worst = ", ".join(f"{k}: {v:.2f}" for k, v in bad.items())
         problems.append(
             f"R-hat above {RHAT_THRESHOLD} on symmetry-invariant quantities ({worst}); "
-            "chains disagree (try more tune and draws, or more chains)"
+            "chains sit in different modes and were averaged (use "
+            "chain_combination='stacking', or more tune and draws, or more chains)"
         )
+    return problems
+
+
+def warn_if_unreliable(diag: dict, estimator_name: str) -> None:
+    """Warn (``ConvergenceWarning``) with what to try when the predictive is
+    unreliable (:func:`reliability_problems`)."""
+    problems = reliability_problems(diag)
     if problems:
         warnings.warn(
             f"{estimator_name}: the posterior may be unreliable: " + "; ".join(problems) + ".",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )

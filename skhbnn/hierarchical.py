@@ -56,7 +56,10 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     prior_sd : float, default=1.0
         Prior sd of the group-mean weights.
     group_sd_prior : float, default=1.0
-        Scale of the HalfNormal prior on each layer's group sd.
+        Scale of the HalfNormal prior on each layer's group sd of the weights.
+    bias_group_sd_prior : float or None, default=None
+        Scale of the HalfNormal prior on each layer's group sd of the biases;
+        ``None`` means ``group_sd_prior``.
     group_column : str, int or None, default=None
         Column of X holding the group label (a DataFrame column name, or an
         integer position for arrays).  When set, groups are read from X in fit
@@ -94,6 +97,12 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         ``idata_.log_likelihood`` (for ``az.loo`` and ``az.compare``); "auto"
         stores it when it has at most 10 million values (chains x draws x
         rows).
+    combine_chains : {"stacking", "equal"}, default="stacking"
+        How prediction combines the chains.  BNN chains often sit in
+        different modes that NUTS does not cross; "stacking" weights each
+        chain by how well it predicts left-out training rows (PSIS-LOO;
+        Yao, Vehtari & Gelman 2022), "equal" averages the chains.  The
+        weights are ``chain_weights_`` and ``diagnostics_["chain_weights"]``.
     progressbar : bool or "auto", default="auto"
         Show a progress bar while fitting; "auto" shows it in an interactive
         terminal, except for the clones that cross-validation, grid search
@@ -116,7 +125,13 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         ``sd_b{l}`` (biases), and per-group
         ``w{l}`` / ``b{l}`` (group axis after chain and draw).
     network_ : NetworkSpec
+    chain_weights_ : ndarray of shape (chains,) or None
+        Each chain's weight in prediction (``None``: equal weights).
     diagnostics_ : dict or None
+        Mixing within chains (``within_chain_rhat``, ``min_ess`` of the
+        combined predictive, ``divergence_rate``) and the modes between them
+        (``max_rhat`` across chains, ``chain_weights``, ``chain_elpd_loo``);
+        see :func:`skhbnn.diagnostics.invariant_diagnostics`.
 
     Examples
     --------
@@ -131,6 +146,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     _parameter_constraints = {
         **BaseBayesianMLP._parameter_constraints,
         "group_sd_prior": [Interval(Real, 0, None, closed="neither")],
+        "bias_group_sd_prior": [None, Interval(Real, 0, None, closed="neither")],
         "group_column": [None, str, Integral],
         "new_groups": [StrOptions(set(NEW_GROUP_POLICIES))],
     }
@@ -143,6 +159,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         use_bias=True,
         prior_sd=1.0,
         group_sd_prior=1.0,
+        bias_group_sd_prior=None,
         group_column=None,
         new_groups="population",
         inference="nuts",
@@ -154,6 +171,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",
+        combine_chains="stacking",
         progressbar="auto",
         n_jobs=None,
     ):
@@ -200,17 +218,10 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         spec = self._network_spec(X.shape[1], len(classes))
         seed = self._new_seed(self.random_state)
         definition = HierarchicalModel(
-            spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior
+            spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior,
+            bias_group_sd_prior=self.bias_group_sd_prior,
         )
         idata, draws, n_div = self._infer(definition, seed, X, y_enc, codes, weights)
-
-        self._store_log_likelihood(
-            idata,
-            X.shape[0],
-            lambda: grouped_pointwise_log_likelihood(
-                flatten_chains(draws), X, y_enc, codes, spec
-            ),
-        )
         self.classes_ = classes
         self.groups_ = encoder.classes_
         self._encoder = encoder
@@ -223,7 +234,15 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
         proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
         sds = np.stack([draws[name] for name in _group_sd_names(draws)], axis=-1)
-        self._set_diagnostics({"group_sd": sds, "proba": proba[..., 1:]}, n_div)
+        self._finish_fit(
+            idata,
+            X.shape[0],
+            lambda r: grouped_pointwise_log_likelihood(
+                flatten_chains(draws), X[r], y_enc[r], codes[r], spec
+            ),
+            {"group_sd": sds, "proba": proba[..., 1:]},
+            n_div,
+        )
 
     def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
         """MvNormal priors from the fitted group distribution (see
@@ -254,7 +273,9 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         check_is_fitted(self)
         spec = self.network_
         mu = {name: self.posterior_draws_[f"{name}_mu"] for name in spec.param_shapes()}
-        return BayesianMLPClassifier._from_draws(mu, spec, self.classes_)
+        return BayesianMLPClassifier._from_draws(
+            mu, spec, self.classes_, chain_weights=getattr(self, "chain_weights_", None)
+        )
 
     # ----------------------------------------------------------- predict
     def group_params(self, group=None) -> dict:
@@ -296,7 +317,10 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
                 params = self.group_params(None)
             else:
                 params = {k: draws[k][:, code] for k in names}
-            stats = posterior_moments(params, X[rows], self.network_, n_jobs=self.n_jobs, log=log)
+            stats = posterior_moments(
+                params, X[rows], self.network_, n_jobs=self.n_jobs, log=log,
+                weights=self._draw_weights(),
+            )
             for target, value in zip(out, stats):
                 target[rows] = value
         return tuple(out)

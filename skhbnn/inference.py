@@ -210,12 +210,13 @@ def add_log_likelihood(idata, values: np.ndarray, name: str = "y_obs") -> None:
         idata.add_groups(log_likelihood=dataset)
 
 
-def divergences(idata) -> int | None:
-    """Number of divergent transitions after tuning; ``None`` where the
+def divergences(idata) -> np.ndarray | None:
+    """Divergent transitions after tuning, per chain; ``None`` where the
     sampler recorded none (never a silent 0)."""
     stats = getattr(idata, "sample_stats", None)
     try:
         diverging = stats["diverging"]
     except (TypeError, KeyError):
         return None
-    return int(np.asarray(diverging.values).sum())
+    values = np.asarray(diverging.values)
+    return values.reshape(values.shape[0], -1).sum(axis=1).astype(int)

@@ -62,7 +62,7 @@ def _log_probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=None,
-                      log: bool = False):
+                      log: bool = False, weights=None):
     """Posterior mean and sd of class probabilities, in one chunked pass.
 
     ``params`` hold draws with a leading draw axis: ``w{l}`` of shape
@@ -77,8 +77,22 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     to ``log(mean)`` wherever the mean is positive, and where it underflows
     to 0 the log-sum-exp of the draws' float64 log probabilities minus
     ``log S``, finite however small the probability.
+
+    ``weights`` (one per draw, e.g. :func:`skhbnn.stacking.draw_weights`)
+    make the moments those of the weighted mixture of the draws; draws of
+    weight 0 are not evaluated.  ``None`` weighs every draw equally.
     """
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        keep = weights > 0
+        if not keep.all():
+            params = {k: np.asarray(v)[keep] for k, v in params.items()}
+            weights = weights[keep]
+        if np.all(weights == weights[0]):
+            weights = None  # equal weights: the plain mean, to the last digit
     n_draws = next(iter(params.values())).shape[0]
+    # cumulative weight before each draw (counts without weights)
+    cum = np.arange(n_draws + 1.0) if weights is None else np.concatenate([[0.0], np.cumsum(weights)])
     width = max(spec.layer_sizes[1:])
     per_chunk = max(1, _PREDICT_CHUNK_ELEMENTS // (_PREDICT_ROWS * width))
     params = {
@@ -98,12 +112,22 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
         chunk = {k: v[draws] for k, v in params.items()}
         logits = forward(chunk, X_t[:, rows], spec, hidden_dtype=_PREDICT_DTYPE, units_major=True)
         logits = logits.astype(_PREDICT_DTYPE, copy=False)
-        c_lse = logsumexp(_log_probabilities(logits), axis=0).T if log else None
+        if weights is None:
+            c_lse = logsumexp(_log_probabilities(logits), axis=0).T if log else None
+            p = _probabilities(logits, spec)
+            c_mean = p.mean(axis=0, dtype=np.float64)  # (k, r)
+            dev = p - c_mean.astype(p.dtype)
+            c_m2 = np.einsum("skr,skr->rk", dev, dev, dtype=np.float64)
+            return c_mean.T, c_m2, c_lse
+        w = weights[draws]
+        c_lse = None
+        if log:
+            c_lse = logsumexp(_log_probabilities(logits) + np.log(w)[:, None, None], axis=0).T
         p = _probabilities(logits, spec)
-        c_mean = p.mean(axis=0, dtype=np.float64)  # (k, r)
+        c_mean = np.einsum("s,skr->kr", w, p, dtype=np.float64) / w.sum()
         dev = p - c_mean.astype(p.dtype)
-        c_m2 = np.einsum("skr,skr->rk", dev, dev, dtype=np.float64)
-        return p.shape[0], c_mean.T, c_m2, c_lse
+        c_m2 = np.einsum("s,skr,skr->rk", w, dev, dev, dtype=np.float64)
+        return c_mean.T, c_m2, c_lse
 
     n_threads = min(effective_n_jobs(n_jobs), len(tasks))
     k_out = 1 if spec.n_outputs == 1 else spec.n_outputs
@@ -113,22 +137,24 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     lse = np.full((n_rows, max(k_out, 2)), -np.inf) if log else None
     with ThreadPoolExecutor(n_threads) if n_threads > 1 else nullcontext() as pool:
         results = pool.map(chunk_stats, tasks) if pool else map(chunk_stats, tasks)
-        for (rows, draws), (s, c_mean, c_m2, c_lse) in zip(tasks, results):
-            before = draws.start  # a row block's chunks arrive in draw order
+        for (rows, draws), (c_mean, c_m2, c_lse) in zip(tasks, results):
+            # a row block's chunks arrive in draw order
+            before = cum[draws.start]
+            s = cum[min(draws.stop, n_draws)] - before
             total = before + s
             delta = c_mean - mean[rows]
             mean[rows] += delta * (s / total)
             m2[rows] += c_m2 + delta**2 * (before * s / total)
             if log:
                 lse[rows] = np.logaddexp(lse[rows], c_lse)
-    std = np.sqrt(np.maximum(m2 / n_draws, 0.0))
+    std = np.sqrt(np.maximum(m2 / cum[-1], 0.0))
     if spec.n_outputs == 1:
         # P(class 0) = 1 - P(class 1) has the same sd.
         mean, std = np.column_stack([1.0 - mean[:, 0], mean[:, 0]]), np.repeat(std, 2, axis=1)
     if not log:
         return mean, std
     with np.errstate(divide="ignore"):
-        log_mean = np.where(mean > 0.0, np.log(mean), lse - np.log(n_draws))
+        log_mean = np.where(mean > 0.0, np.log(mean), lse - np.log(cum[-1]))
     return mean, std, log_mean
 
 

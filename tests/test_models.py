@@ -104,6 +104,7 @@ class HierarchicalCase:
     x_scale: float
     seed: int
     weighted: bool = False  # sample weights (0, fractions, counts) or none
+    bias_group_sd_prior: float | None = None
 
     @property
     def structure(self):
@@ -111,7 +112,8 @@ class HierarchicalCase:
 
     def definition(self) -> HierarchicalModel:
         return HierarchicalModel(
-            self.spec, self.n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior
+            self.spec, self.n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior,
+            bias_group_sd_prior=self.bias_group_sd_prior,
         )
 
     def data(self):
@@ -178,6 +180,7 @@ def hierarchical_cases(draw, spec=specs):
         x_scale=draw(scales),
         seed=draw(seeds),
         weighted=draw(st.booleans()),
+        bias_group_sd_prior=draw(st.none() | scales),
     )
 
 
@@ -400,6 +403,7 @@ def test_cache_key_ignores_values(case, seed, s1, s2, n_rows):
         fields["prior_scale"] = s2
     else:
         fields["group_sd_prior"] = s2
+        fields["bias_group_sd_prior"] = s1
     other = dataclasses.replace(case, **fields)
     assert other.definition().cache_key() == case.definition().cache_key()
     assert hash(other.definition().cache_key()) == hash(case.definition().cache_key())

@@ -28,8 +28,8 @@ XT, Y, W, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P = range(9)
 F_MEAN, F_SCALE, F_L, F_LN, F_FLOATS, F_EXPANDED = range(9, 15)
 # hierarchical: group row starts, number of groups, group sd of each parameter,
 # (offset, size) of each parameter array and their number, floats
-# (prior_sd, group_sd_prior, const), number of expanded values, number of
-# group sds
+# (prior_sd, const, then the HalfNormal scale of each group sd), number of
+# expanded values, number of group sds
 H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED, H_NSD = range(9, 17)
 STAMP = 17
 HEADER_SIZE = 18

@@ -150,7 +150,7 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
     P, G, n_sd = h[SLOT_P], h[H_GROUPS], h[H_NSD]
     if dim != n_sd + P + G * P:
         return WRONG_SIZE
-    floats = carray(_void(h[H_FLOATS]), (3,), np.float64)
+    floats = carray(_void(h[H_FLOATS]), (2 + n_sd,), np.float64)
     lp = carray(logp_, (1,))
     lp[0] = hierarchical_logp_grad(
         carray(x_, (dim,)),
@@ -161,10 +161,9 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
         carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
         h[ACT],
         carray(_void(h[H_PLAYER]), (P,), np.int64),
-        n_sd,
         floats[0],
+        floats[2:],
         floats[1],
-        floats[2],
         carray(out_, (dim,)),
     )
     return _status(lp[0], carray(out_, (dim,)))

@@ -236,21 +236,22 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, grad):
 
 @njit(**_JIT)
 def hierarchical_logp_grad(
-    x, XT, y, rw, starts, layout, act, player, n_sd, prior_sd, sd_scale, const, grad
+    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, const, grad
 ):
     """Hierarchical model, non-centred.  ``x`` is ``(log sd_k for each of
     the n_sd group sds, mu (P), raw (G * P))``; ``theta_g = mu + sd[player]
     * raw_g`` (``player[p]``: the group sd of parameter ``p``),
-    ``mu ~ N(0, prior_sd)``, ``sd_k ~ HalfNormal(sd_scale)``,
+    ``mu ~ N(0, prior_sd)``, ``sd_k ~ HalfNormal(sd_scale[k])``,
     ``raw ~ N(0, 1)``.  Rows of group ``g`` are ``starts[g]:starts[g+1]``."""
     P = player.size
     G = starts.size - 1
+    n_sd = sd_scale.size
     total = const
     sd = np.empty(n_sd)
     for k in range(n_sd):
         u = x[k]
         sd[k] = math.exp(u)
-        r = sd[k] / sd_scale
+        r = sd[k] / sd_scale[k]
         total += u - 0.5 * r * r
         grad[k] = 1.0 - r * r
     for p in range(P):

@@ -199,21 +199,22 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
         [(cut.start, cut.stop - cut.start) for cut in spec.param_slices().values()],
         dtype=np.int64,
     ).reshape(-1, 2)
-    prior_sd, group_sd_prior = float(model.prior_sd), float(model.group_sd_prior)
+    prior_sd = float(model.prior_sd)
+    sd_scales = np.array([model.sd_prior(v.param) for v in sds], dtype=np.float64)
     # Normal(0, prior_sd) on mu, Normal(0, 1) on raw, HalfNormal on each sd
     const = (
         -P * (0.5 * _LOG_2PI + math.log(prior_sd))
         - 0.5 * n_groups * P * _LOG_2PI
-        + n_sd * (0.5 * math.log(2.0 / math.pi) - math.log(group_sd_prior))
+        + np.sum(0.5 * math.log(2.0 / math.pi) - np.log(sd_scales))
     )
-    floats = np.array([prior_sd, group_sd_prior, const])
+    floats = np.concatenate([[prior_sd, const], sd_scales])
     header = _header(spec, XT, y, w, layout)
     header[[abi.H_STARTS, abi.H_GROUPS, abi.H_PLAYER, abi.H_SEGMENTS, abi.H_NSEG]] = [
         starts.ctypes.data, n_groups, player.ctypes.data, segments.ctypes.data, len(segments)
     ]
     header[abi.H_FLOATS] = floats.ctypes.data
     header[abi.H_NSD] = n_sd
-    offsets = {k: math.log(group_sd_prior) for k in range(n_sd)}
+    offsets = {k: math.log(scale) for k, scale in enumerate(sd_scales)}
     problem = Problem(
         "hierarchical",
         n_sd + P + n_groups * P,

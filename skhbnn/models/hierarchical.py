@@ -40,6 +40,14 @@ class HierarchicalModel(ModelDefinition):
     n_groups: int
     prior_sd: float = 1.0
     group_sd_prior: float = 1.0
+    bias_group_sd_prior: float | None = None  # None: group_sd_prior
+
+    def sd_prior(self, kind: str) -> float:
+        """The HalfNormal scale of the group sds of weights (``kind="w"``)
+        or biases (``"b"``)."""
+        if kind == "b" and self.bias_group_sd_prior is not None:
+            return float(self.bias_group_sd_prior)
+        return float(self.group_sd_prior)
 
     def variables(self) -> tuple[Variable, ...]:
         spec, G = self.spec, self.n_groups
@@ -103,11 +111,14 @@ class HierarchicalModel(ModelDefinition):
             y_data = pm.Data("y", np.asarray(y_obs, dtype=np.int64))
             index = pm.Data("obs_index", np.asarray(obs_index, dtype=np.int64))
             mu_sd = pm.Data("prior_sd", np.asarray(float(self.prior_sd)))
-            sd_scale = pm.Data("group_sd_prior", np.asarray(float(self.group_sd_prior)))
+            sd_scale = {
+                "w": pm.Data("group_sd_prior", np.asarray(float(self.group_sd_prior))),
+                "b": pm.Data("bias_group_sd_prior", np.asarray(self.sd_prior("b"))),
+            }
             rv = {}
             for v in self.free_variables():
                 if v.role == "group_sd":
-                    rv[v.name] = pm.HalfNormal(v.name, sigma=sd_scale)
+                    rv[v.name] = pm.HalfNormal(v.name, sigma=sd_scale[v.param])
                 else:
                     rv[v.name] = pm.Normal(v.name, 0.0, mu_sd if v.role == "mean" else 1.0, shape=v.shape)
             params = {
