@@ -50,12 +50,15 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         "nutpie-pytensor" with nutpie on the PyMC model it compiles, "pymc"
         with PyMC's own NUTS; "auto" is "nutpie" when nutpie is installed,
         else "pymc".
-    draws : int, default=1000
+    draws : int, default=500
         Posterior draws per chain (for ADVI: draws from the approximation).
-    tune : int, default=1000
+    tune : int, default=500
         NUTS tuning (warm-up) steps per chain.
-    chains : int, default=2
+    chains : int, default=4
         Number of NUTS chains, run in parallel on up to that many cores.
+        Four short chains find more of the posterior's modes than two long
+        ones, at the same cost, and stacking combines them
+        (``docs/inference.md``, "Defaults").
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1); raise it if there are
         divergences.
@@ -98,7 +101,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
     chain_weights_ : ndarray of shape (chains,) or None
         Each chain's weight in prediction (``None``: equal weights).
     diagnostics_ : dict or None
-        Mixing within chains (``within_chain_rhat``, ``min_ess`` of the
+        Mixing within modes (``within_mode_rhat``, ``min_ess`` of the
         combined predictive, ``divergence_rate``) and the modes between them
         (``max_rhat`` across chains, ``chain_weights``, ``chain_elpd_loo``);
         see :func:`skhbnn.diagnostics.invariant_diagnostics`.
@@ -128,9 +131,9 @@ class BayesianMLPClassifier(BaseBayesianMLP):
         prior=None,
         inference="nuts",
         sampler="auto",
-        draws=1000,
-        tune=1000,
-        chains=2,
+        draws=500,
+        tune=500,
+        chains=4,
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,

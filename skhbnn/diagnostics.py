@@ -141,11 +141,15 @@ def _combined_ess(cols: np.ndarray, weights: np.ndarray) -> float:
         return float(np.nanmin(1.0 / np.sum(w**2 / per_chain, axis=0)))
 
 
-def _within_rhat(cols: np.ndarray, weights: np.ndarray) -> float:
-    """Worst split R-hat inside one chain (its two halves), over the chains
-    prediction uses: a chain still drifting, whatever the others do."""
-    used = np.flatnonzero(weights > 0)
-    return float(np.nanmax([rhat_rank(cols[k : k + 1]) for k in used]))
+def _within_rhat(cols: np.ndarray, weights: np.ndarray, modes) -> float:
+    """Worst split R-hat within one mode (its chains' halves together; a
+    mode of one chain: that chain's two halves), over the modes prediction
+    uses: chains still drifting, whatever the other modes do."""
+    modes = np.zeros(len(weights), dtype=int) if modes is None else np.asarray(modes)
+    worst = []
+    for mode in np.unique(modes[weights > 0]):
+        worst.append(np.nanmax(rhat_rank(cols[modes == mode])))
+    return float(np.nanmax(worst))
 
 
 def invariant_diagnostics(
@@ -155,7 +159,7 @@ def invariant_diagnostics(
     modes=None,
     chain_loo: dict | None = None,
 ) -> dict:
-    """Mixing within chains and the mode structure between them, on
+    """Mixing within modes and the mode structure between them, on
     symmetry-invariant quantities.
 
     Parameters
@@ -181,8 +185,8 @@ def invariant_diagnostics(
 
     * ``divergences``, ``divergence_rate`` (of the draws of the chains
       prediction uses);
-    * within chains: ``within_chain_rhat`` (worst split R-hat inside one
-      chain), ``ess`` / ``min_ess`` (bulk ESS of the combined predictive, per
+    * within modes: ``within_mode_rhat`` (worst split R-hat of the chains
+      of one mode, each chain split in halves), ``ess`` / ``min_ess`` (bulk ESS of the combined predictive, per
       quantity and worst);
     * between chains: ``rhat`` / ``max_rhat`` (R-hat across all chains: above
       1.05 the chains sit in different modes), ``chain_weights``,
@@ -208,12 +212,12 @@ def invariant_diagnostics(
     rhat = _per_quantity(invariants, lambda c: np.nanmax(rhat_rank(c))) if enough and n_chains > 1 else {}
     ess_of = (lambda c: _combined_ess(c, weights)) if stacked else (lambda c: np.nanmin(ess_bulk(c)))
     ess = _per_quantity(invariants, ess_of) if enough else {}
-    within = _per_quantity(invariants, lambda c: _within_rhat(c, weights)) if enough else {}
+    within = _per_quantity(invariants, lambda c: _within_rhat(c, weights, modes)) if enough else {}
     out = {
         "n_draws": int(n_draws),
         "divergences": n_div,
         "divergence_rate": rate,
-        "within_chain_rhat": max(within.values(), default=float("nan")),
+        "within_mode_rhat": max(within.values(), default=float("nan")),
         "min_ess": min(ess.values(), default=float("nan")),
         "ess": ess,
         "max_rhat": max(rhat.values(), default=float("nan")),
@@ -245,8 +249,8 @@ def reliability_problems(diag: dict) -> list[str]:
     nothing does.
 
     * too few draws to check anything (fewer than 50 per chain);
-    * a chain not mixed within itself: split R-hat above 1.05 inside a chain
-      prediction uses;
+    * chains not mixed within their mode: split R-hat above 1.05 among the
+      chains of a mode prediction uses (a mode of one chain: its halves);
     * too few effective draws of the combined predictive: bulk ESS below
       100 (the Monte Carlo error of a predicted probability is then above a
       tenth of its posterior sd);
@@ -263,10 +267,10 @@ def reliability_problems(diag: dict) -> list[str]:
             f"{n_draws} draws per chain are too few to check convergence "
             f"(use draws >= {MIN_DRAWS_FOR_RHAT}, better the default)"
         )
-    within = diag.get("within_chain_rhat", float("nan"))
-    if within > RHAT_THRESHOLD or within == np.inf:
+    within = diag.get("within_mode_rhat", float("nan"))
+    if within > RHAT_THRESHOLD:
         problems.append(
-            f"a chain has not mixed within itself (split R-hat {within:.2f} > "
+            f"chains have not mixed within their mode (split R-hat {within:.2f} > "
             f"{RHAT_THRESHOLD}; try more tune and draws)"
         )
     low = {k: v for k, v in diag.get("ess", {}).items() if v < MIN_ESS}
@@ -291,7 +295,7 @@ def reliability_problems(diag: dict) -> list[str]:
         problems.append(
             f"R-hat above {RHAT_THRESHOLD} on symmetry-invariant quantities ({worst}); "
             "chains sit in different modes and were averaged (use "
-            "chain_combination='stacking', or more tune and draws, or more chains)"
+            "combine_chains='stacking', or more tune and draws, or more chains)"
         )
     return problems
 

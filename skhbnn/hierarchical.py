@@ -78,12 +78,15 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         "nutpie-pytensor" with nutpie on the PyMC model it compiles, "pymc"
         with PyMC's own NUTS; "auto" is "nutpie" when nutpie is installed,
         else "pymc".
-    draws : int, default=1000
+    draws : int, default=500
         Posterior draws per chain (for ADVI: draws from the approximation).
-    tune : int, default=1000
+    tune : int, default=500
         NUTS tuning (warm-up) steps per chain.
-    chains : int, default=2
+    chains : int, default=4
         Number of NUTS chains, run in parallel on up to that many cores.
+        Four short chains find more of the posterior's modes than two long
+        ones, at the same cost, and stacking combines them
+        (``docs/inference.md``, "Defaults").
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1); raise it if there are
         divergences.
@@ -128,7 +131,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     chain_weights_ : ndarray of shape (chains,) or None
         Each chain's weight in prediction (``None``: equal weights).
     diagnostics_ : dict or None
-        Mixing within chains (``within_chain_rhat``, ``min_ess`` of the
+        Mixing within modes (``within_mode_rhat``, ``min_ess`` of the
         combined predictive, ``divergence_rate``) and the modes between them
         (``max_rhat`` across chains, ``chain_weights``, ``chain_elpd_loo``);
         see :func:`skhbnn.diagnostics.invariant_diagnostics`.
@@ -164,9 +167,9 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         new_groups="population",
         inference="nuts",
         sampler="auto",
-        draws=1000,
-        tune=1000,
-        chains=2,
+        draws=500,
+        tune=500,
+        chains=4,
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,
@@ -261,8 +264,12 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         check_is_fitted(self)
         spec = self.network_
         names = spec.param_shapes()
-        means = {n: self.posterior_draws_[f"{n}_mu"] for n in names}
-        sds = {n: _group_sd(self.posterior_draws_, n, spec) for n in names}
+        draws = self.posterior_draws_
+        weights = getattr(self, "chain_weights_", None)
+        if weights is not None:  # chains stacking left out carry no population
+            draws = {k: v[np.asarray(weights) > 0] for k, v in draws.items()}
+        means = {n: draws[f"{n}_mu"] for n in names}
+        sds = {n: _group_sd(draws, n, spec) for n in names}
         return informed_prior(means, sds, spec, align=align, joint=joint)
 
     def group_mean_network(self) -> BayesianMLPClassifier:

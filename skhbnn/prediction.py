@@ -84,6 +84,8 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     """
     if weights is not None:
         weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (next(iter(params.values())).shape[0],):
+            raise ValueError(f"one weight per draw expected, got shape {weights.shape}")
         keep = weights > 0
         if not keep.all():
             params = {k: np.asarray(v)[keep] for k, v in params.items()}

@@ -385,6 +385,15 @@ def _diag(divergences=0, **rhat):
         (_diag(), None),
         (_diag(proba=1.01, group_sd=RHAT_THRESHOLD), None),
         (_diag(proba=float("nan")), None),  # one chain: no R-hat, nothing to say
+        # the rate decides, not the count: 1 in 2000 draws is no warning
+        ({**_diag(divergences=1), "divergence_rate": 0.0005}, None),
+        ({**_diag(divergences=30), "divergence_rate": 0.015}, r"30 divergent transitions \(1\.5% of"),
+        ({**_diag(), "n_draws": 20}, r"20 draws per chain are too few"),
+        ({**_diag(), "within_mode_rhat": 1.2}, r"not mixed within their mode \(split R-hat 1\.20"),
+        ({**_diag(), "ess": {"group_sd": 12.0, "proba": 400.0}}, r"effective sample size below 100 \(group_sd: 12;"),
+        # chains in different modes: a warning when averaged, none when stacked
+        ({**_diag(proba=1.3), "combination": "equal"}, r"different modes and were averaged"),
+        ({**_diag(proba=1.3), "combination": "stacking"}, None),
     ],
 )
 def test_warn_if_unreliable(diag, match):

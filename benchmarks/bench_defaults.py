@@ -1,0 +1,190 @@
+"""The defaults suite: the hierarchical classifier at its PACKAGE DEFAULTS on
+grouped data sets with the traits real grouped data has.
+
+Data sets (each split per group: the first part of a group trains, the rest
+tests; generators fixed in ``skhbnn.datasets``):
+
+* ``moons-31``, ``moons-7``, ``moons-11``: the seed's generator
+  (``make_rotated_moons``, 18 groups x (50 + 50) rows, 2 features) on three
+  data seeds; 31 is the post's.  Point-symmetric data: the bias-free network
+  of the post is exactly right here;
+* ``offsets``: ``make_grouped_classification(n_groups=40, n_features=10)``,
+  groups of 4-139 rows that differ in intercepts (class balance), slopes and
+  feature means: biases are needed;
+* ``multiclass``: the same generator with 3 classes, 40 groups, 6 features;
+* ``midsize``: the same generator with 200 groups of 10-160 rows (about
+  5.6k training rows), 8 features.
+
+Models: ``HierarchicalBayesianMLPClassifier()`` with ``random_state`` only
+(and ``progressbar=False``) over ``SEEDS``; ``HistGradientBoostingClassifier``
+and ``LogisticRegression`` at their defaults on the features plus the one-hot
+group (one thread); on the moons sets also one default
+``BayesianMLPClassifier`` per group (the seed's "flat" approach).
+
+Reported per data set and model: test accuracy and log loss (median and
+min-max over the seeds), fit wall and CPU seconds (median), how many fits
+raised a ``ConvergenceWarning``, and from ``diagnostics_`` the number of
+modes the chains sat in, the divergence rate and the worst ESS.
+
+``--quick``: one seed, 200 tune + 200 draws, the two smallest data sets.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from ._common import cpu_seconds, environment, header, row
+
+SEEDS = (0, 1, 2)
+QUICK = {"draws": 200, "tune": 200}
+
+
+def datasets(quick: bool = False) -> dict:
+    from skhbnn.datasets import make_grouped_classification, make_rotated_moons
+
+    out = {
+        "moons-31": make_rotated_moons(random_state=31, split=True),
+        "offsets": make_grouped_classification(n_groups=40, n_features=10, random_state=0,
+                                               split=True),
+    }
+    if quick:
+        return out
+    out["moons-7"] = make_rotated_moons(random_state=7, split=True)
+    out["moons-11"] = make_rotated_moons(random_state=11, split=True)
+    out["multiclass"] = make_grouped_classification(
+        n_groups=40, n_features=6, n_classes=3, random_state=1, split=True
+    )
+    out["midsize"] = make_grouped_classification(
+        n_groups=200, n_features=8, min_rows=10, max_rows=160, random_state=2, split=True
+    )
+    return out
+
+
+def describe(name, data) -> str:
+    X_tr, _, y_tr, y_te, g_tr, g_te = data
+    sizes = np.bincount(np.concatenate([g_tr, g_te]))
+    return (
+        f"{name}: {len(sizes)} groups, {X_tr.shape[1]} features, {len(np.unique(y_tr))} "
+        f"classes, {len(y_tr)} train / {len(y_te)} test rows, group sizes "
+        f"{sizes.min()}-{sizes.max()}"
+    )
+
+
+def _metrics(y_te, proba, classes) -> dict:
+    from sklearn.metrics import log_loss
+
+    return {
+        "accuracy": float(np.mean(classes[np.argmax(proba, axis=1)] == y_te)),
+        "log_loss": float(log_loss(y_te, proba, labels=classes)),
+    }
+
+
+def _timed_fit(fn) -> tuple[dict, object]:
+    from sklearn.exceptions import ConvergenceWarning
+
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = fn()
+    n_warn = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return {"fit_s": time.perf_counter() - start, "fit_cpu_s": cpu_seconds() - start_cpu,
+            "warned": int(n_warn > 0)}, result
+
+
+def fit_hierarchical(data, seed, quick):
+    from skhbnn import HierarchicalBayesianMLPClassifier
+
+    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    clf = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False,
+                                            **(QUICK if quick else {}))
+    res, _ = _timed_fit(lambda: clf.fit(X_tr, y_tr, groups=g_tr))
+    res.update(_metrics(y_te, clf.predict_proba(X_te, groups=g_te), clf.classes_))
+    d = clf.diagnostics_
+    res.update(modes=len(set(d.get("chain_modes", [0]))), divergence_rate=d["divergence_rate"],
+               min_ess=d["min_ess"])
+    return res
+
+
+def fit_flat_per_group(data, seed, quick):
+    from skhbnn import BayesianMLPClassifier
+
+    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    classes = np.unique(y_tr)
+    proba = np.zeros((len(y_te), len(classes)))
+    total = {"fit_s": 0.0, "fit_cpu_s": 0.0, "warned": 0}
+    for g in np.unique(g_tr):
+        tr, te = g_tr == g, g_te == g
+        clf = BayesianMLPClassifier(random_state=1000 * seed + int(g), progressbar=False,
+                                    **(QUICK if quick else {}))
+        res, _ = _timed_fit(lambda: clf.fit(X_tr[tr], y_tr[tr]))
+        for k in ("fit_s", "fit_cpu_s"):
+            total[k] += res[k]
+        total["warned"] = max(total["warned"], res["warned"])
+        proba[te] = clf.predict_proba(X_te[te])
+    total.update(_metrics(y_te, proba, classes))
+    return total
+
+
+def fit_sklearn(data, kind):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    n_groups = int(max(g_tr.max(), g_te.max())) + 1
+
+    def with_groups(X, g):
+        return np.column_stack([X, np.eye(n_groups)[g]])
+
+    model = HistGradientBoostingClassifier(random_state=0) if kind == "HGB" else LogisticRegression(max_iter=1000)
+    with threadpool_limits(1):
+        res, _ = _timed_fit(lambda: model.fit(with_groups(X_tr, g_tr), y_tr))
+        res.update(_metrics(y_te, model.predict_proba(with_groups(X_te, g_te)), model.classes_))
+    return res
+
+
+def _summary(runs: list[dict]) -> str:
+    def span(key, fmt):
+        v = np.array([r[key] for r in runs], dtype=float)
+        if len(v) == 1:
+            return fmt.format(v[0])
+        return f"{fmt.format(np.median(v))} [{fmt.format(v.min())}-{fmt.format(v.max())}]"
+
+    text = (
+        f"acc {span('accuracy', '{:.2%}')}  log loss {span('log_loss', '{:.4f}')}  "
+        f"fit {np.median([r['fit_s'] for r in runs]):.1f} s wall / "
+        f"{np.median([r['fit_cpu_s'] for r in runs]):.1f} s CPU  "
+        f"warned {sum(r['warned'] for r in runs)}/{len(runs)}"
+    )
+    if "modes" in runs[0]:
+        text += (
+            f"  modes {[r['modes'] for r in runs]}  div rate max "
+            f"{max(r['divergence_rate'] or 0 for r in runs):.4f}  min ESS "
+            f"{min(r['min_ess'] for r in runs):.0f}"
+        )
+    return text
+
+
+def run(quick: bool = False) -> dict:
+    header(f"defaults suite ({'quick' if quick else 'full'})  {environment()}")
+    seeds = SEEDS[:1] if quick else SEEDS
+    results = {}
+    for name, data in datasets(quick).items():
+        print(describe(name, data), flush=True)
+        res = {"hierarchical": [fit_hierarchical(data, s, quick) for s in seeds]}
+        row(f"{name}: hierarchical BNN (defaults)", _summary(res["hierarchical"]))
+        if name.startswith("moons"):
+            res["flat BNN per group"] = [fit_flat_per_group(data, s, quick) for s in seeds]
+            row(f"{name}: flat BNN per group", _summary(res["flat BNN per group"]))
+        for kind in ("HGB", "LR"):
+            res[kind] = [fit_sklearn(data, kind)]
+            row(f"{name}: {kind} + group one-hot", _summary(res[kind]))
+        results[name] = res
+    return results
+
+
+if __name__ == "__main__":
+    run()
