@@ -16,10 +16,10 @@ tests; generators fixed in ``skhbnn.datasets``):
   5.6k training rows), 8 features.
 
 Models: ``HierarchicalBayesianMLPClassifier()`` with ``random_state`` only
-(and ``progressbar=False``) over ``SEEDS``; ``HistGradientBoostingClassifier``
+(and ``progressbar=False``) over ``SEEDS`` (``midsize``: the first only); ``HistGradientBoostingClassifier``
 and ``LogisticRegression`` at their defaults on the features plus the one-hot
 group (one thread); on the moons sets also one default
-``BayesianMLPClassifier`` per group (the seed's "flat" approach).
+``BayesianMLPClassifier`` per group (the seed's "flat" approach; first seed).
 
 Reported per data set and model: test accuracy and log loss (median and
 min-max over the seeds), fit wall and CPU seconds (median), how many fits
@@ -27,10 +27,17 @@ raised a ``ConvergenceWarning``, and from ``diagnostics_`` the number of
 modes the chains sat in, the divergence rate and the worst ESS.
 
 ``--quick``: one seed, 200 tune + 200 draws, the two smallest data sets.
+``SKHBNN_SUITE=moons-31,offsets`` (comma-separated names, ``seed-targets``
+for the part below) runs only those.
+
+First, the post's data at the defaults over ``random_state`` 0..9, each fit
+timed next to the bias-free network at the 0.1 defaults
+(:func:`run_seed_targets`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -168,16 +175,57 @@ def _summary(runs: list[dict]) -> str:
     return text
 
 
+def run_seed_targets(seeds=range(10), quick: bool = False) -> dict:
+    """The post's data (seed 31) at the defaults over ``random_state`` 0..9,
+    each fit timed next to the bias-free network at the 0.1 defaults
+    (``use_bias=False``, 2 chains x (1000 + 1000)), alternating, in the
+    same run: the time ratio is per pair."""
+    from skhbnn import HierarchicalBayesianMLPClassifier
+
+    data = datasets()["moons-31"]
+    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    baseline = dict(use_bias=False, chains=2, draws=1000, tune=1000)
+    out = {"defaults": [], "baseline": []}
+    for seed in seeds:
+        for key, params in (("defaults", {}), ("baseline", baseline)):
+            if quick:
+                params = {**params, **QUICK}
+            clf = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False, **params)
+            res, _ = _timed_fit(lambda: clf.fit(X_tr, y_tr, groups=g_tr))
+            res.update(_metrics(y_te, clf.predict_proba(X_te, groups=g_te), clf.classes_))
+            out[key].append(res)
+            print(f"  random_state {seed} {key:<9} acc {res['accuracy']:.2%}  log loss "
+                  f"{res['log_loss']:.4f}  fit {res['fit_s']:.1f} s / {res['fit_cpu_s']:.1f} s CPU"
+                  f"  warned {res['warned']}", flush=True)
+    ratio = [b["fit_s"] / d["fit_s"] for d, b in zip(out["defaults"], out["baseline"])]
+    ratio_cpu = [b["fit_cpu_s"] / d["fit_cpu_s"] for d, b in zip(out["defaults"], out["baseline"])]
+    row("seed data: defaults", _summary(out["defaults"]))
+    row("seed data: use_bias=False, 2 x (1000 + 1000)", _summary(out["baseline"]))
+    row("baseline / defaults fit time (median, wall / CPU)",
+        f"{np.median(ratio):.2f}x / {np.median(ratio_cpu):.2f}x; mean fit "
+        f"{np.mean([d['fit_s'] for d in out['defaults']]):.1f} s vs "
+        f"{np.mean([b['fit_s'] for b in out['baseline']]):.1f} s")
+    return out
+
+
 def run(quick: bool = False) -> dict:
     header(f"defaults suite ({'quick' if quick else 'full'})  {environment()}")
     seeds = SEEDS[:1] if quick else SEEDS
+    only = [n for n in os.environ.get("SKHBNN_SUITE", "").split(",") if n]
     results = {}
+    if not only or "seed-targets" in only:
+        header("the post's data at the defaults, random_state 0..9, against the bias-free network")
+        results["seed targets"] = run_seed_targets(range(1) if quick else range(10), quick)
     for name, data in datasets(quick).items():
+        if only and name not in only:
+            continue
         print(describe(name, data), flush=True)
-        res = {"hierarchical": [fit_hierarchical(data, s, quick) for s in seeds]}
+        # the mid-size set and the 18 flat fits per seed take long: one seed
+        hier_seeds = seeds[:1] if name == "midsize" else seeds
+        res = {"hierarchical": [fit_hierarchical(data, s, quick) for s in hier_seeds]}
         row(f"{name}: hierarchical BNN (defaults)", _summary(res["hierarchical"]))
         if name.startswith("moons"):
-            res["flat BNN per group"] = [fit_flat_per_group(data, s, quick) for s in seeds]
+            res["flat BNN per group"] = [fit_flat_per_group(data, s, quick) for s in seeds[:1]]
             row(f"{name}: flat BNN per group", _summary(res["flat BNN per group"]))
         for kind in ("HGB", "LR"):
             res[kind] = [fit_sklearn(data, kind)]

@@ -32,16 +32,46 @@ from scipy.special import logsumexp, softmax
 MIN_WEIGHT = 1e-3
 
 
-def _psislw(log_weights: np.ndarray):
-    """Pareto-smoothed log weights of every row ``(n, S)`` and their k-hat,
-    from ArviZ (0.x: ``az.psislw``; 1.x: ``arviz_stats``)."""
+def _arviz_psislw(log_lik: np.ndarray):
+    """ArviZ's PSIS of the LOO ratios ``1 / p(y_i | theta_s)``.  ArviZ 0.x's
+    ``az.psislw`` takes the log ratios (``-log_lik``); ArviZ 1.x's
+    ``array_stats.psislw`` takes the log-likelihood and negates it itself
+    (``arviz_stats/base/diagnostics.py``, ``_psislw``)."""
     try:
         from arviz_stats.base import array_stats
     except ImportError:  # ArviZ 0.x
         import arviz as az
 
-        return az.psislw(log_weights, 1.0)
-    return array_stats.psislw(log_weights, r_eff=1.0, axis=-1)
+        return az.psislw(-log_lik, 1.0)
+    return array_stats.psislw(log_lik, r_eff=1.0, axis=-1)
+
+
+def _psislw(log_lik: np.ndarray):
+    """Pareto-smoothed LOO log weights of every row of ``log_lik`` ``(n, S)``
+    and their k-hat, from ArviZ (0.x: ``az.psislw``; 1.x: ``arviz_stats``).
+
+    A row whose log-likelihood is the same in every draw (a chain stuck at
+    one point) has uniform weights and k-hat 0; a row ArviZ cannot smooth
+    keeps its raw weights and k-hat ``inf`` (unreliable, and reported so).
+    """
+    n, _ = log_lik.shape
+    lw = -log_lik - logsumexp(-log_lik, axis=-1, keepdims=True)
+    khat = np.zeros(n)
+    varying = np.ptp(log_lik, axis=-1) > 1e-12
+    rows = np.flatnonzero(varying)
+    if rows.size == 0:
+        return lw, khat
+    try:
+        smoothed, k = _arviz_psislw(log_lik[rows])
+        lw[rows], khat[rows] = np.asarray(smoothed), np.asarray(k)
+    except ValueError:  # one row's tail could not be fitted: row by row
+        for i in rows:
+            try:
+                smoothed, k = _arviz_psislw(log_lik[i : i + 1])
+                lw[i], khat[i] = np.asarray(smoothed)[0], np.asarray(k).ravel()[0]
+            except ValueError:
+                khat[i] = np.inf
+    return lw, khat
 
 
 def chain_loo(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +92,7 @@ def chain_loo(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lpd = np.empty((log_lik.shape[0], log_lik.shape[2]))
     khat = np.empty_like(lpd)
     for k, chain in enumerate(log_lik):
-        lw, kh = _psislw(-np.ascontiguousarray(chain.T))
+        lw, kh = _psislw(np.ascontiguousarray(chain.T))
         lw = np.asarray(lw)
         lw = lw - logsumexp(lw, axis=-1, keepdims=True)  # normalised, whichever ArviZ
         lpd[k] = logsumexp(lw + chain.T, axis=-1)

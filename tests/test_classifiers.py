@@ -78,6 +78,11 @@ def test_hierarchical_groups_and_draws(hier, moons_groups):
     # Non-centred construction: w = mu + sd * raw.
     raw = np.asarray(hier.idata_.posterior["w0_raw"].values)
     np.testing.assert_allclose(d["w0"], d["w0_mu"][:, :, None] + d["sd0"][..., None, None, None] * raw)
+    # biases have their own group sd per layer
+    if hier.use_bias:
+        raw_b = np.asarray(hier.idata_.posterior["b0_raw"].values)
+        np.testing.assert_allclose(d["b0"], d["b0_mu"][:, :, None] + d["sd_b0"][..., None, None] * raw_b)
+        assert not np.allclose(d["sd_b0"], d["sd0"])
     assert (hier.predict(X, groups=labels) == y).mean() > 0.8
 
 

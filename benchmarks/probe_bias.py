@@ -1,0 +1,98 @@
+"""Which bias structure for the hierarchical model: a PyMC model per variant,
+sampled by nutpie (2 chains x (1000 + 1000), target_accept 0.9).
+
+``python -m benchmarks.probe_bias DATA MODES SEEDS`` prints one JSON line per
+fit: test accuracy, log loss, sampling seconds, divergences, mean tree depth
+and the chains' mean group sds.
+
+* DATA: ``seed`` (the post's data, seed 31), ``moonsN`` (data seed N) or
+  ``grouped`` (``make_grouped_classification(random_state=0)``, 30% test);
+* MODES: comma-separated ``mode[:bias_sd_scale[:bias_mu_sd]]`` with mode
+  ``nobias`` (no biases), ``layer`` (biases share their layer's group sd,
+  skhbnn 0.1), ``sep`` (biases have their own group sd, HalfNormal(scale))
+  or ``shared`` (biases do not vary between groups);
+* SEEDS: comma-separated sampler seeds.
+"""
+import sys, time, json, warnings
+import numpy as np
+warnings.filterwarnings("ignore")
+import pymc as pm, pytensor.tensor as pt, nutpie
+from skhbnn.network import NetworkSpec, forward
+from skhbnn.groups import pad_by_group
+from skhbnn.datasets import make_rotated_moons, make_grouped_classification
+from sklearn.metrics import log_loss, accuracy_score
+from scipy.special import expit
+
+def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
+    X_pad, y_pad, idx = pad_by_group(X, y, codes, G)
+    yo = y_pad.reshape(-1)[idx]
+    with pm.Model() as m:
+        rv = {}
+        for l in range(spec.n_layers):
+            rv[f"sd{l}"] = pm.HalfNormal(f"sd{l}", 1.0)
+            if mode == "sep" and spec.use_bias:
+                rv[f"sdb{l}"] = pm.HalfNormal(f"sdb{l}", b_scale)
+        params = {}
+        for name, shape in spec.param_shapes().items():
+            l = spec.layer_of(name)
+            isb = name.startswith("b")
+            mu = pm.Normal(f"{name}_mu", 0, b_mu_sd if isb else 1.0, shape=shape)
+            if isb and mode == "shared":
+                params[name] = pm.Deterministic(name, pt.broadcast_to(mu, (G, *shape)))
+                continue
+            raw = pm.Normal(f"{name}_raw", 0, 1, shape=(G, *shape))
+            sd = rv[f"sdb{l}"] if (isb and mode == "sep") else rv[f"sd{l}"]
+            params[name] = pm.Deterministic(name, mu + sd * raw)
+        logits = forward(params, pt.as_tensor(X_pad), spec, xp=pt).reshape((-1, spec.n_outputs))[idx]
+        if spec.n_outputs == 1:
+            logits = pt.concatenate([pt.zeros_like(logits), logits], axis=-1)
+        pm.Categorical("y", logit_p=logits, observed=yo)
+    return m
+
+def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5), draws=1000, tune=1000):
+    Xtr, Xte, ytr, yte, gtr, gte = data
+    classes = np.unique(ytr); K = len(classes)
+    G = len(np.unique(gtr))
+    spec = NetworkSpec(n_features=Xtr.shape[1], hidden_layer_sizes=hidden, n_outputs=1 if K == 2 else K,
+                       activation="tanh", use_bias=(mode != "nobias"))
+    m = build(Xtr, ytr, gtr, G, spec, mode, b_scale, b_mu_sd)
+    t = time.perf_counter()
+    cm = nutpie.compile_pymc_model(m, var_names=list(spec.param_shapes()) + [v.name for v in m.free_RVs if v.name.startswith("sd")])
+    tc = time.perf_counter() - t
+    idata = nutpie.sample(cm, draws=draws, tune=tune, chains=2, seed=seed, target_accept=0.9, progress_bar=False)
+    ts = time.perf_counter() - t - tc
+    post = idata.posterior
+    S = lambda a: np.asarray(a).reshape(-1, *np.asarray(a).shape[2:])
+    params = {n: S(post[n]) for n in spec.param_shapes()}
+    P = np.zeros((len(yte), K))
+    for g in range(G):
+        sel = gte == g
+        pg = {n: v[:, g] for n, v in params.items()}
+        z = forward(pg, Xte[sel][None], spec, xp=np)  # (S, n, out)
+        if K == 2:
+            p1 = expit(z[..., 0]).mean(0); P[sel, 1] = p1; P[sel, 0] = 1 - p1
+        else:
+            e = np.exp(z - z.max(-1, keepdims=True)); pr = e / e.sum(-1, keepdims=True); P[sel] = pr.mean(0)
+    div = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    sds = {v: np.asarray(post[v]).mean(axis=1).round(3).tolist() for v in post.data_vars if v.startswith("sd")}
+    depth = float(np.asarray(idata.sample_stats["depth"]).mean())
+    return dict(acc=accuracy_score(yte, classes[P.argmax(1)]), ll=log_loss(yte, P, labels=classes), t=ts, div=div, depth=depth, sds=sds)
+
+if __name__ == "__main__":
+    which, modes = sys.argv[1], sys.argv[2].split(",")
+    seeds = [int(s) for s in sys.argv[3].split(",")]
+    if which == "seed":
+        data = make_rotated_moons(n_groups=18, n_samples=100, random_state=31, split=True)
+    elif which.startswith("moons"):
+        data = make_rotated_moons(n_groups=18, n_samples=100, random_state=int(which[5:]), split=True)
+    elif which == "grouped":
+        from sklearn.model_selection import train_test_split
+        X, y, g = make_grouped_classification(random_state=0)
+        Xtr, Xte, ytr, yte, gtr, gte = train_test_split(X, y, g, test_size=0.3, random_state=0, stratify=g)
+        _, codes = np.unique(np.concatenate([gtr, gte]), return_inverse=True)
+        data = (Xtr, Xte, ytr, yte, codes[:len(gtr)], codes[len(gtr):])
+    for spec in modes:
+        mode, bs, bm = (spec.split(":") + ["1", "1"])[:3]
+        for s in seeds:
+            r = run(data, mode, float(bs), float(bm), s)
+            print(json.dumps(dict(data=which, mode=spec, seed=s, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})), flush=True)

@@ -1,0 +1,61 @@
+"""Per-chain quality of default hierarchical fits: test log loss and PSIS-LOO
+elpd of every chain, the chains' modes and stacking weights.
+
+``python -m benchmarks.probe_chains DATA SEEDS [PARAMS_JSON]``: DATA is
+``moonsN`` (``make_rotated_moons(random_state=N, split=True)``) or
+``groupedN`` (``make_grouped_classification(random_state=N)``, 30% test);
+SEEDS comma-separated ``random_state`` values; PARAMS_JSON estimator
+parameters beside the defaults, e.g. ``'{"chains": 4}'``.  One JSON line per
+fit.
+"""
+import sys, time, json, warnings
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.metrics import log_loss, accuracy_score
+import arviz as az
+from skhbnn import HierarchicalBayesianMLPClassifier
+from skhbnn.datasets import make_rotated_moons, make_grouped_classification
+from skhbnn.prediction import flatten_chains
+
+def psis_lpd(ll):  # ll (S, n) -> per-row PSIS-LOO lpd
+    if hasattr(az, "psislw"):
+        lw, k = az.psislw(-ll.T.copy(), 1.0)
+    else:
+        from arviz_stats.base import array_stats
+        lw, k = array_stats.psislw(-ll.T, r_eff=1.0, axis=-1)
+    return logsumexp(lw + ll.T, axis=-1), k
+
+def data_of(which):
+    if which.startswith("moons"):
+        return make_rotated_moons(n_groups=18, n_samples=100, random_state=int(which[5:]), split=True)
+    from sklearn.model_selection import train_test_split
+    X, y, g = make_grouped_classification(random_state=int(which[7:] or 0))
+    return train_test_split(X, y, g, test_size=0.3, random_state=0, stratify=g)
+
+which = sys.argv[1]; seeds = [int(s) for s in sys.argv[2].split(",")]
+kw = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+Xtr, Xte, ytr, yte, gtr, gte = data_of(which)
+for s in seeds:
+    clf = HierarchicalBayesianMLPClassifier(random_state=s, progressbar=False, **kw)
+    t = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        clf.fit(Xtr, ytr, groups=gtr)
+    t = time.perf_counter() - t
+    warned = [str(x.message)[60:260] for x in w if "Convergence" in type(x.message).__name__]
+    P = clf.predict_proba(Xte, groups=gte)
+    C = clf.posterior_draws_["w0"].shape[0]
+    ll = np.asarray(clf.idata_.log_likelihood["y_obs"]).reshape(C, -1, len(ytr))
+    per = []
+    for c in range(C):
+        sub = type(clf).__new__(type(clf)); sub.__dict__.update(clf.__dict__)
+        sub.posterior_draws_ = {k: v[c:c+1] for k, v in clf.posterior_draws_.items()}; sub.chain_weights_ = None
+        Pc = sub.predict_proba(Xte, groups=gte)
+        lpd, k = psis_lpd(ll[c])
+        per.append(dict(ll=round(log_loss(yte, Pc, labels=clf.classes_), 4), acc=round(accuracy_score(yte, clf.classes_[Pc.argmax(1)]), 4),
+                        elpd=round(float(lpd.sum()), 1), kmax=round(float(k.max()), 2),
+                        sds={k2: round(float(v[c].mean()), 3) for k2, v in clf.posterior_draws_.items() if k2.startswith("sd")}))
+    d = clf.diagnostics_
+    print(json.dumps(dict(data=which, seed=s, kw=kw, t=round(t, 1), ll=round(log_loss(yte, P, labels=clf.classes_), 4),
+                          acc=round(accuracy_score(yte, clf.classes_[P.argmax(1)]), 4), div=d.get("divergences"), rhat=round(d["max_rhat"], 3),
+                          warned=warned, weights=d.get("chain_weights"), modes=d.get("chain_modes"), chains=per)), flush=True)
