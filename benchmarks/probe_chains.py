@@ -3,7 +3,8 @@ elpd of every chain, the chains' modes and stacking weights.
 
 ``python -m benchmarks.probe_chains DATA SEEDS [PARAMS_JSON]``: DATA is
 ``moonsN`` (``make_rotated_moons(random_state=N, split=True)``) or
-``groupedN`` (``make_grouped_classification(random_state=N)``, 30% test);
+``groupedN`` (``make_grouped_classification(random_state=N)``, 30% test) or
+``offsets`` (the defaults suite's set);
 SEEDS comma-separated ``random_state`` values; PARAMS_JSON estimator
 parameters beside the defaults, e.g. ``'{"chains": 4}'``.  One JSON line per
 fit.
@@ -26,6 +27,8 @@ def psis_lpd(ll):  # ll (S, n) -> per-row PSIS-LOO lpd
     return logsumexp(lw + ll.T, axis=-1), k
 
 def data_of(which):
+    if which == "offsets":  # the defaults suite's offsets set
+        return make_grouped_classification(n_groups=40, n_features=10, random_state=0, split=True)
     if which.startswith("moons"):
         return make_rotated_moons(n_groups=18, n_samples=100, random_state=int(which[5:]), split=True)
     from sklearn.model_selection import train_test_split
