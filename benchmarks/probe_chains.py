@@ -11,20 +11,14 @@ fit.
 """
 import sys, time, json, warnings
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.metrics import log_loss, accuracy_score
-import arviz as az
 from skhbnn import HierarchicalBayesianMLPClassifier
 from skhbnn.datasets import make_rotated_moons, make_grouped_classification
-from skhbnn.prediction import flatten_chains
+from skhbnn.stacking import chain_loo
 
-def psis_lpd(ll):  # ll (S, n) -> per-row PSIS-LOO lpd
-    if hasattr(az, "psislw"):
-        lw, k = az.psislw(-ll.T.copy(), 1.0)
-    else:
-        from arviz_stats.base import array_stats
-        lw, k = array_stats.psislw(-ll.T, r_eff=1.0, axis=-1)
-    return logsumexp(lw + ll.T, axis=-1), k
+def psis_lpd(ll):  # ll (S, n) -> per-row PSIS-LOO lpd and k-hat
+    lpd, khat = chain_loo(ll[None])
+    return lpd[0], khat[0]
 
 def data_of(which):
     if which == "offsets":  # the defaults suite's offsets set
