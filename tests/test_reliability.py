@@ -195,3 +195,18 @@ def test_equal_combination_is_the_plain_average(binary_data):
             per_chain.append(one.predict_proba(X))
         np.testing.assert_allclose(stacked.predict_proba(X), w[0] * per_chain[0] + w[1] * per_chain[1],
                                    atol=1e-6)
+
+
+def test_chain_weights_survive_save_and_load(moons, tmp_path):
+    import skhbnn
+
+    X, y, g = moons
+    est = HierarchicalBayesianMLPClassifier(draws=60, tune=60, chains=3, random_state=0,
+                                            progressbar=False).fit(X, y, groups=g)
+    equal = est.predict_proba(X, groups=g)
+    est.chain_weights_ = np.array([0.2, 0.8, 0.0])  # as stacking would set them
+    weighted = est.predict_proba(X, groups=g)
+    assert not np.allclose(weighted, equal)
+    loaded = skhbnn.load(est.save(tmp_path / "h.nc"))
+    np.testing.assert_array_equal(loaded.chain_weights_, est.chain_weights_)
+    np.testing.assert_array_equal(loaded.predict_proba(X, groups=g), weighted)
