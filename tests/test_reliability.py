@@ -141,8 +141,7 @@ BAD_FITS = {
                                       random_state=0, progressbar=False),
         "divergent transitions",
     ),
-    # a funnel after 100 tuning steps: the group sds have not mixed (ESS 4
-    # measured at random_state 0)
+    # a funnel after 100 tuning steps: the group sds have not mixed
     "hierarchical, tune=draws=100": (
         lambda: HierarchicalBayesianMLPClassifier(draws=100, tune=100, chains=3, random_state=0,
                                                   progressbar=False),
