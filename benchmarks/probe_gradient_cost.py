@@ -1,0 +1,104 @@
+"""One log density + gradient of the default hierarchical model, against a
+FLOP floor, in ns per row.
+
+``python -m benchmarks.probe_gradient_cost`` builds the model the estimator
+fits on the seed's data (18 groups x 50 rows, 2-5-5-1 tanh) with and without
+biases, calls the kernel nutpie calls (``Problem.evaluate``, through its C
+callback) at a random point, and prints the median time per call over
+repeats, per training row, and the arithmetic per row:
+
+* FLOPs of the matrix products per row: forward ``2 * sum(n_in * n_out)``,
+  backward the weight gradients ``2 * sum(n_in * n_out)`` and the gradients of
+  the hidden activations ``2 * sum over layers > 0 of n_in * n_out``, plus
+  bias adds and their gradient sums (``2 * sum(n_out)`` with biases);
+* ``tanh`` evaluations per row (one ``exp`` each in the kernel), counted
+  apart: their cost is not a FLOP count.
+
+The floor quoted is the FLOPs at 4 double-precision FLOPs per ns (one core,
+no FMA, no SIMD width assumed) plus 4 ns per ``exp``; what the kernel
+achieves is printed next to it.
+
+``--steps``: where the leapfrog steps of a default fit go (:func:`steps`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from skhbnn.datasets import make_rotated_moons
+from skhbnn.models import HierarchicalModel
+from skhbnn.network import NetworkSpec
+
+FLOPS_PER_NS = 4.0
+NS_PER_EXP = 4.0
+
+
+def arithmetic(spec: NetworkSpec) -> tuple[int, int]:
+    sizes = spec.layer_sizes
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    mm = sum(a * b for a, b in pairs)
+    flops = 2 * mm + 2 * mm + 2 * sum(a * b for a, b in pairs[1:])
+    if spec.use_bias:
+        flops += 2 * sum(b for _, b in pairs)
+    tanh = sum(sizes[1:-1])
+    return flops, tanh
+
+
+def main():
+    X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
+    rng = np.random.default_rng(0)
+    for use_bias in (True, False):
+        spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=use_bias)
+        problem = HierarchicalModel(spec, 18).build_kernel(X, y, g)
+        x = rng.normal(scale=0.3, size=problem.n_dim)
+        problem.evaluate(x)  # load / compile
+        times = []
+        for _ in range(7):
+            n = 2000
+            start = time.perf_counter()
+            for _ in range(n):
+                problem.evaluate(x)
+            times.append((time.perf_counter() - start) / n)
+        per_call = float(np.median(times))
+        flops, tanh = arithmetic(spec)
+        floor = flops / FLOPS_PER_NS + tanh * NS_PER_EXP
+        per_row = per_call * 1e9 / len(y)
+        print(f"use_bias={use_bias}: {per_call * 1e6:.1f} us per call (median of 7 x 2000), "
+              f"{per_row:.1f} ns per row; {flops} FLOPs + {tanh} tanh per row, floor "
+              f"{floor:.1f} ns per row ({per_row / floor:.1f}x the floor, "
+              f"{flops / per_row:.2f} FLOP/ns achieved)", flush=True)
+
+
+def steps():
+    """Where the leapfrog steps go: the default fit's chains (4 x (500 +
+    500), seed 0) sampled by nutpie on the kernels with the warm-up kept;
+    gradients in warm-up and in sampling, and their kernel time against the
+    wall time of the sampling."""
+    import nutpie
+
+    from skhbnn.kernels.nutpie import compiled_model
+
+    X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
+    spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=True)
+    problem = HierarchicalModel(spec, 18).build_kernel(X, y, g)
+    start = time.perf_counter()
+    idata = nutpie.sample(compiled_model(problem), draws=500, tune=500, chains=4, cores=2,
+                          seed=0, target_accept=0.9, progress_bar=False, save_warmup=True)
+    wall = time.perf_counter() - start
+    tune = np.asarray(idata.warmup_sample_stats["n_steps"])
+    draw = np.asarray(idata.sample_stats["n_steps"])
+    per_call = 245e-6  # measured by main() on this machine
+    total = tune.sum() + draw.sum()
+    print(f"gradients: warm-up {tune.sum()} ({tune.sum() / total:.0%}), sampling {draw.sum()}; "
+          f"mean steps per warm-up iteration {tune.mean():.1f}, per draw {draw.mean():.1f}; "
+          f"max per warm-up iteration {tune.max()}", flush=True)
+    print(f"sampling wall {wall:.1f} s on 2 cores; the gradients alone at {per_call * 1e6:.0f} us: "
+          f"{total * per_call:.1f} s of one core ({total * per_call / 2:.1f} s on two)", flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    steps() if "--steps" in sys.argv else main()
