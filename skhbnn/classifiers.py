@@ -103,7 +103,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
     diagnostics_ : dict or None
         Mixing within modes (``within_mode_rhat``, ``min_ess`` of the
         combined predictive, ``divergence_rate``) and the modes between them
-        (``max_rhat`` across chains, ``chain_weights``, ``chain_elpd_loo``);
+        (``max_rhat`` across chains, ``chain_weights``, ``mode_elpd_loo``);
         see :func:`skhbnn.diagnostics.invariant_diagnostics`.
 
     Examples

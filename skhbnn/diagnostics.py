@@ -115,18 +115,27 @@ def _geyer_ess(rho: np.ndarray, n_total: int) -> float:
     return n_total / tau
 
 
-def _per_quantity(invariants: dict, fn) -> dict[str, float]:
-    """``fn`` of every invariant's non-constant columns ``(C, S, k)``."""
+def informative_columns(invariants: dict) -> dict[str, np.ndarray]:
+    """Every invariant as ``(chain, draw, k)`` columns, without the constant
+    ones (e.g. saturated probabilities: they carry no information); an
+    invariant with none left is dropped."""
     out = {}
     for name, arr in invariants.items():
         arr = np.asarray(arr, dtype=float)
         cols = arr.reshape(arr.shape[0], arr.shape[1], -1)
-        # Constant columns (e.g. saturated probabilities) carry no information.
         cols = cols[:, :, np.ptp(cols, axis=(0, 1)) > 1e-12]
         if cols.shape[2]:
-            value = fn(cols)
-            if np.isfinite(value):
-                out[name] = float(value)
+            out[name] = cols
+    return out
+
+
+def _per_quantity(columns: dict, fn) -> dict[str, float]:
+    """``fn`` of every quantity's columns, where it is finite."""
+    out = {}
+    for name, cols in columns.items():
+        value = fn(cols)
+        if np.isfinite(value):
+            out[name] = float(value)
     return out
 
 
@@ -208,11 +217,11 @@ def invariant_diagnostics(
         n_div = int(counts.sum())
         counted = int(counts[used].sum()) if counts.ndim else n_div
         rate = counted / (int(used.sum()) * n_draws)
-    enough = n_draws >= MIN_DRAWS_FOR_RHAT
-    rhat = _per_quantity(invariants, lambda c: np.nanmax(rhat_rank(c))) if enough and n_chains > 1 else {}
+    columns = informative_columns(invariants) if n_draws >= MIN_DRAWS_FOR_RHAT else {}
+    rhat = _per_quantity(columns, lambda c: np.nanmax(rhat_rank(c))) if n_chains > 1 else {}
     ess_of = (lambda c: _combined_ess(c, weights)) if stacked else (lambda c: np.nanmin(ess_bulk(c)))
-    ess = _per_quantity(invariants, ess_of) if enough else {}
-    within = _per_quantity(invariants, lambda c: _within_rhat(c, weights, modes)) if enough else {}
+    ess = _per_quantity(columns, ess_of)
+    within = _per_quantity(columns, lambda c: _within_rhat(c, weights, modes))
     out = {
         "n_draws": int(n_draws),
         "divergences": n_div,

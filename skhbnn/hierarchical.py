@@ -28,11 +28,6 @@ def _group_sd(draws: dict, param: str, spec) -> np.ndarray:
     return draws[name] if name in draws else draws[f"sd{layer}"]
 
 
-def _group_sd_names(draws: dict) -> list[str]:
-    """The group sds among ``draws``: ``sd{l}`` then ``sd_b{l}``."""
-    return sorted((k for k in draws if k.startswith("sd")), key=lambda k: ("_b" in k, k))
-
-
 @register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
 class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     """Hierarchical Bayesian MLP: one network per group, sharing strength.
@@ -133,7 +128,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     diagnostics_ : dict or None
         Mixing within modes (``within_mode_rhat``, ``min_ess`` of the
         combined predictive, ``divergence_rate``) and the modes between them
-        (``max_rhat`` across chains, ``chain_weights``, ``chain_elpd_loo``);
+        (``max_rhat`` across chains, ``chain_weights``, ``mode_elpd_loo``);
         see :func:`skhbnn.diagnostics.invariant_diagnostics`.
 
     Examples
@@ -236,7 +231,8 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         # Each diagnostic row under its own group's weights: (C, S, rows, ...).
         params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
         proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
-        sds = np.stack([draws[name] for name in _group_sd_names(draws)], axis=-1)
+        group_sds = [v.name for v in definition.variables() if v.role == "group_sd"]
+        sds = np.stack([draws[name] for name in group_sds], axis=-1)
         self._finish_fit(
             idata,
             X.shape[0],
@@ -318,6 +314,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         names = list(self.network_.param_shapes())
         shape = (X.shape[0], len(self.classes_))
         out = [np.empty(shape) for _ in range(3 if log else 2)]
+        weights = self._draw_weights()
         for code in np.unique(codes):
             rows = codes == code
             if code < 0:
@@ -325,8 +322,7 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
             else:
                 params = {k: draws[k][:, code] for k in names}
             stats = posterior_moments(
-                params, X[rows], self.network_, n_jobs=self.n_jobs, log=log,
-                weights=self._draw_weights(),
+                params, X[rows], self.network_, n_jobs=self.n_jobs, log=log, weights=weights
             )
             for target, value in zip(out, stats):
                 target[rows] = value

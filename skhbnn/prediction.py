@@ -114,21 +114,22 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
         chunk = {k: v[draws] for k, v in params.items()}
         logits = forward(chunk, X_t[:, rows], spec, hidden_dtype=_PREDICT_DTYPE, units_major=True)
         logits = logits.astype(_PREDICT_DTYPE, copy=False)
-        if weights is None:
-            c_lse = logsumexp(_log_probabilities(logits), axis=0).T if log else None
-            p = _probabilities(logits, spec)
+        w = None if weights is None else weights[draws]
+        c_lse = None
+        if log:  # before _probabilities, which works in place on the logits
+            log_p = _log_probabilities(logits)
+            if w is not None:
+                log_p += np.log(w)[:, None, None]
+            c_lse = logsumexp(log_p, axis=0).T
+        p = _probabilities(logits, spec)
+        if w is None:
             c_mean = p.mean(axis=0, dtype=np.float64)  # (k, r)
             dev = p - c_mean.astype(p.dtype)
             c_m2 = np.einsum("skr,skr->rk", dev, dev, dtype=np.float64)
-            return c_mean.T, c_m2, c_lse
-        w = weights[draws]
-        c_lse = None
-        if log:
-            c_lse = logsumexp(_log_probabilities(logits) + np.log(w)[:, None, None], axis=0).T
-        p = _probabilities(logits, spec)
-        c_mean = np.einsum("s,skr->kr", w, p, dtype=np.float64) / w.sum()
-        dev = p - c_mean.astype(p.dtype)
-        c_m2 = np.einsum("s,skr,skr->rk", w, dev, dev, dtype=np.float64)
+        else:
+            c_mean = np.einsum("s,skr->kr", w, p, dtype=np.float64) / w.sum()
+            dev = p - c_mean.astype(p.dtype)
+            c_m2 = np.einsum("s,skr,skr->rk", w, dev, dev, dtype=np.float64)
         return c_mean.T, c_m2, c_lse
 
     n_threads = min(effective_n_jobs(n_jobs), len(tasks))

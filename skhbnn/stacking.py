@@ -139,15 +139,14 @@ def chain_modes(invariants: dict, threshold: float, min_draws: int) -> np.ndarra
     noise.  With fewer than ``min_draws`` draws nothing can be told apart:
     one mode.
     """
-    from .diagnostics import rhat_rank
+    from .diagnostics import informative_columns, rhat_rank
 
-    arrays = [np.asarray(a, dtype=float) for a in invariants.values()]
-    n_chains, n_draws = arrays[0].shape[:2]
-    cols = np.concatenate([a.reshape(n_chains, n_draws, -1) for a in arrays], axis=2)
-    cols = cols[:, :, np.ptp(cols, axis=(0, 1)) > 1e-12]
+    n_chains, n_draws = np.shape(next(iter(invariants.values())))[:2]
     labels = np.zeros(n_chains, dtype=int)
-    if n_draws < min_draws or cols.shape[2] == 0:
+    columns = informative_columns(invariants)
+    if n_draws < min_draws or not columns:
         return labels
+    cols = np.concatenate(list(columns.values()), axis=2)
     firsts: list[int] = []
     for k in range(n_chains):
         for mode, first in enumerate(firsts):
