@@ -41,8 +41,10 @@ def check_flat(definition, X, y, rng, weights=None):
     assert [v.name for v in model.free_RVs + model.deterministics] == table_names(definition)
     z = rng.normal(size=problem.n_dim)
     point, start = {}, 0
-    for var in definition.free_variables():  # z holds the raw variables in table order
-        point[var.name] = z[start : start + var.size].reshape(var.shape)
+    # z holds the raw variables in table order, then a regression's log sigma
+    for var in definition.free_variables():
+        name = f"{var.name}_log__" if var.role == "noise" else var.name
+        point[name] = z[start : start + var.size].reshape(var.shape)
         start += var.size
     assert start == problem.n_dim
     assert [v.name for v in model.value_vars] == list(point)
@@ -58,13 +60,18 @@ def check_hierarchical(definition, X, y, codes, rng, weights=None):
     sds = [v.name for v in definition.variables() if v.role == "group_sd"]
     n_sd = len(sds)
     assert n_sd == spec.n_layers * (2 if spec.use_bias else 1)
-    assert problem.n_dim == n_sd + P + G * P
+    n_noise = sum(v.size for v in definition.noise_variables())
+    m0 = n_sd + n_noise
+    assert problem.n_dim == m0 + P + G * P
     x = rng.normal(size=problem.n_dim)
-    # the kernel's vector: (log sd per group sd, mu (P), raw (G x P))
+    # the kernel's vector: (log sd per group sd, log sigma per noise sd, mu (P),
+    # raw (G x P))
     index = np.arange(problem.n_dim)
     positions = {f"{name}_log__": index[k : k + 1] for k, name in enumerate(sds)}
-    positions.update({f"{k}_mu": a for k, a in spec.unflatten(index[n_sd : n_sd + P]).items()})
-    raw = index[n_sd + P :].reshape(G, P)
+    for v in definition.noise_variables():
+        positions[f"{v.name}_log__"] = index[n_sd:m0]
+    positions.update({f"{k}_mu": a for k, a in spec.unflatten(index[m0 : m0 + P]).items()})
+    raw = index[m0 + P :].reshape(G, P)
     positions.update({f"{k}_raw": a for k, a in spec.unflatten(raw).items()})
     point = {
         v.name: x[positions[v.name]].reshape(np.shape(model.initial_point()[v.name]))

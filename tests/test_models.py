@@ -54,6 +54,18 @@ def mvnormal_prior(spec, kind, scale, rng):
     return prior
 
 
+def regression_spec(spec):
+    """A regression's network: one output."""
+    return dataclasses.replace(spec, n_outputs=1)
+
+
+def targets(rng, spec, likelihood, n_rows):
+    """Class labels, or a regression's standardised-scale float targets."""
+    if likelihood == "normal":
+        return rng.normal(size=n_rows) * 1.3 + 0.2
+    return rng.integers(0, max(spec.n_outputs, 2), n_rows)
+
+
 @dataclass(frozen=True)
 class FlatCase:
     spec: NetworkSpec
@@ -64,23 +76,31 @@ class FlatCase:
     x_scale: float
     seed: int
     weighted: bool = False  # sample weights (0, fractions, counts) or none
+    likelihood: str = "categorical"  # or "normal": a regression (one output)
+    noise_prior: float = 1.0
 
     @property
     def structure(self):
-        return ("flat", self.spec, self.prior_kind)
+        return ("flat", self.model_spec, self.prior_kind, self.likelihood)
+
+    @property
+    def model_spec(self):
+        return regression_spec(self.spec) if self.likelihood == "normal" else self.spec
 
     def definition(self) -> FlatModel:
         prior = None
         if self.prior_kind is not None:
             rng = np.random.default_rng([self.seed, 1])
-            prior = mvnormal_prior(self.spec, self.prior_kind, self.prior_scale, rng)
-        return FlatModel(self.spec, prior_sd=self.prior_sd, prior=prior)
+            prior = mvnormal_prior(self.model_spec, self.prior_kind, self.prior_scale, rng)
+        return FlatModel(
+            self.model_spec, prior_sd=self.prior_sd, prior=prior, likelihood=self.likelihood,
+            noise_prior=self.noise_prior,
+        )
 
     def data(self):
         rng = np.random.default_rng([self.seed, 0])
         X = self.x_scale * rng.normal(size=(self.n_rows, self.spec.n_features))
-        y = rng.integers(0, max(self.spec.n_outputs, 2), self.n_rows)
-        return X, y
+        return X, targets(rng, self.model_spec, self.likelihood, self.n_rows)
 
     def weights(self):
         """Each row's likelihood weight, or ``None``."""
@@ -105,15 +125,25 @@ class HierarchicalCase:
     seed: int
     weighted: bool = False  # sample weights (0, fractions, counts) or none
     bias_group_sd_prior: float | None = None
+    likelihood: str = "categorical"  # or "normal": a regression (one output)
+    noise_prior: float = 1.0
+    group_noise: bool = False
 
     @property
     def structure(self):
-        return ("hierarchical", self.spec, self.n_groups)
+        noise = self.likelihood, self.likelihood == "normal" and self.group_noise
+        return ("hierarchical", self.model_spec, self.n_groups, *noise)
+
+    @property
+    def model_spec(self):
+        return regression_spec(self.spec) if self.likelihood == "normal" else self.spec
 
     def definition(self) -> HierarchicalModel:
         return HierarchicalModel(
-            self.spec, self.n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior,
-            bias_group_sd_prior=self.bias_group_sd_prior,
+            self.model_spec, self.n_groups, prior_sd=self.prior_sd,
+            group_sd_prior=self.group_sd_prior, bias_group_sd_prior=self.bias_group_sd_prior,
+            likelihood=self.likelihood, noise_prior=self.noise_prior,
+            group_noise=self.group_noise,
         )
 
     def data(self):
@@ -121,7 +151,7 @@ class HierarchicalCase:
         the rows are shuffled (not sorted by group)."""
         rng = np.random.default_rng([self.seed, 0])
         X = self.x_scale * rng.normal(size=(self.n_rows, self.spec.n_features))
-        y = rng.integers(0, max(self.spec.n_outputs, 2), self.n_rows)
+        y = targets(rng, self.model_spec, self.likelihood, self.n_rows)
         present = np.array([g for g in range(self.n_groups) if g != self.empty_group])
         codes = np.concatenate(
             [present, rng.choice(present, self.n_rows - present.size)]
@@ -150,6 +180,7 @@ specs = st.builds(
 scales = st.sampled_from([0.2, 0.7, 1.0, 1.6, 3.0])
 seeds = st.integers(0, 2**16)
 rows = st.integers(10, 30)
+likelihoods = st.sampled_from(["categorical", "categorical", "normal"])
 
 
 @st.composite
@@ -163,6 +194,8 @@ def flat_cases(draw, spec=specs):
         x_scale=draw(scales),
         seed=draw(seeds),
         weighted=draw(st.booleans()),
+        likelihood=draw(likelihoods),
+        noise_prior=draw(scales),
     )
 
 
@@ -181,6 +214,9 @@ def hierarchical_cases(draw, spec=specs):
         seed=draw(seeds),
         weighted=draw(st.booleans()),
         bias_group_sd_prior=draw(st.none() | scales),
+        likelihood=draw(likelihoods),
+        noise_prior=draw(scales),
+        group_noise=draw(st.booleans()),
     )
 
 
@@ -192,10 +228,20 @@ FLAT_EDGES = [
     FlatCase(NetworkSpec(2, (3,), 3, "relu", True), 1.0, kind, 0.7, 17, 1.0, 11, kind == "joint")
     for kind in PRIOR_KINDS
 ]
+FLAT_EDGES += [  # regressions: no prior, a joint prior with sample weights
+    FlatCase(NetworkSpec(2, (3,), 1, "tanh", True), 1.0, None, 0.7, 15, 1.0, 12, False, "normal"),
+    FlatCase(NetworkSpec(3, (2, 2), 1, "relu", True), 0.7, "joint", 0.7, 13, 1.6, 13, True,
+             "normal", 0.3),
+]
 HIERARCHICAL_EDGES = [
     HierarchicalCase(NetworkSpec(3, (4,), 3, "relu", True), 1, None, 1.3, 0.7, 12, 1.0, 5),
     HierarchicalCase(NetworkSpec(2, (3,), 1, "tanh", False), 5, 4, 0.7, 1.6, 14, 1.0, 6, True),
     HierarchicalCase(NetworkSpec(1, (2, 3, 2), 4, "logistic", True), 3, 0, 3.0, 0.2, 10, 1.6, 7),
+    # regressions: one noise sd; one per group, a group without rows, weights
+    HierarchicalCase(NetworkSpec(2, (3,), 1, "tanh", True), 3, None, 1.0, 1.0, 15, 1.0, 8,
+                     likelihood="normal"),
+    HierarchicalCase(NetworkSpec(2, (2,), 1, "tanh", False), 4, 1, 1.0, 0.7, 16, 1.0, 9, True,
+                     likelihood="normal", noise_prior=0.5, group_noise=True),
 ]
 
 
@@ -260,9 +306,10 @@ def check_pymc(definition, model, weighted):
     assert [(v.name, static_shape(v)) for v in variables] == [(v.name, v.shape) for v in table]
     # only HalfNormal group sds are transformed (to their log)
     transformed = {rv.name for rv in model.free_RVs if model.rvs_to_transforms[rv] is not None}
-    assert transformed == {v.name for v in free if v.role == "group_sd"}
+    positive = ("group_sd", "noise")
+    assert transformed == {v.name for v in free if v.role in positive}
     assert [v.name for v in model.value_vars] == [
-        f"{v.name}_log__" if v.role == "group_sd" else v.name for v in free
+        f"{v.name}_log__" if v.role in positive else v.name for v in free
     ]
     # the likelihood: observed, or a weighted potential of the same name
     assert ("sample_weight" in model.named_vars) == weighted
@@ -310,18 +357,23 @@ def test_flat_backends_follow_the_table(case):
     definition = case.definition()
     X, y = case.data()
     table = check_table(definition)
-    spec = case.spec
+    spec = case.model_spec
+    regression = case.likelihood == "normal"
+    raws = [v for v in table if v.role == "raw"]
     if case.prior_kind is None:
-        assert [v.name for v in table if v.free] == [f"{p}_raw" for p in spec.param_shapes()]
-        assert [v.shape for v in table if v.free] == list(spec.param_shapes().values())
+        assert [v.name for v in raws] == [f"{p}_raw" for p in spec.param_shapes()]
+        assert [v.shape for v in raws] == list(spec.param_shapes().values())
     elif case.prior_kind == "joint":
-        assert [(v.name, v.shape) for v in table if v.free] == [("joint_raw", (spec.n_params,))]
+        assert [(v.name, v.shape) for v in raws] == [("joint_raw", (spec.n_params,))]
     else:
-        assert [(v.name, v.shape) for v in table if v.free] == [
+        assert [(v.name, v.shape) for v in raws] == [
             (f"{p}_raw", (n,)) for p, n in spec.param_sizes().items()
         ]
-    assert definition.prediction_names() == list(spec.param_shapes())
-    assert definition.advi_start_names() == [v.name for v in table if v.free]
+    # a regression's noise sd follows the raw variables
+    noise = [("sigma", ())] if regression else []
+    assert [(v.name, v.shape) for v in table if v.free] == [(v.name, v.shape) for v in raws] + noise
+    assert definition.prediction_names() == [*(n for n, _ in noise), *spec.param_shapes()]
+    assert definition.advi_start_names() == [v.name for v in raws]
     check_derived(definition)
     weights = case.weights()
     check_pymc(definition, definition.build_pymc(X, y, None, weights), case.weighted)
@@ -335,7 +387,8 @@ def test_hierarchical_backends_follow_the_table(case):
     definition = case.definition()
     X, y, codes = case.data()
     table = check_table(definition)
-    spec, G = case.spec, case.n_groups
+    spec, G = case.model_spec, case.n_groups
+    regression = case.likelihood == "normal"
     layers = range(spec.n_layers)
     expected_sds = [f"sd{l}" for l in layers] + ([f"sd_b{l}" for l in layers] if spec.use_bias else [])
     assert [v.name for v in table if v.role == "group_sd"] == expected_sds
@@ -344,10 +397,17 @@ def test_hierarchical_backends_follow_the_table(case):
             assert v.shape == (G, *spec.param_shapes()[v.param])
         elif v.role == "mean":
             assert v.shape == spec.param_shapes()[v.param]
+        elif v.role == "noise":
+            assert v.shape == ((G,) if case.group_noise else ())
         else:
             assert v.shape == ()
+    noise = [v for v in table if v.role == "noise"]
+    assert [v.name for v in noise] == (["sigma"] if regression else [])
+    # the noise sd follows the group sds
+    free = [v.name for v in table if v.free]
+    assert free[: len(expected_sds) + len(noise)] == expected_sds + [v.name for v in noise]
     assert definition.advi_start_names() == [
-        v.name for v in table if v.free and v.role != "group_sd"
+        v.name for v in table if v.free and v.role in ("raw", "mean")
     ]
     # prediction reads every posterior variable but the raw offsets
     assert sorted(definition.prediction_names()) == sorted(
@@ -358,7 +418,9 @@ def test_hierarchical_backends_follow_the_table(case):
     check_pymc(definition, definition.build_pymc(X, y, codes, weights), case.weighted)
     problem = definition.build_kernel(X, y, codes, weights)
     check_kernel(definition, problem)
-    assert problem.n_dim == len(expected_sds) + (G + 1) * spec.n_params
+    n_noise = sum(v.size for v in noise)
+    assert problem.n_dim == len(expected_sds) + n_noise + (G + 1) * spec.n_params
+    assert problem.header[abi.N_NOISE] == n_noise
     assert problem.header[abi.H_GROUPS] == G
     assert problem.header[abi.H_NSD] == len(expected_sds)
 

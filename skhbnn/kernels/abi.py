@@ -21,18 +21,20 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-# Header slots shared by both kinds of model (W: each row's likelihood weight).
-XT, Y, W, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P = range(9)
-# flat: prior mean, scale, Cholesky factor (n x n, n = 0 without one), floats,
-# number of expanded values
-F_MEAN, F_SCALE, F_L, F_LN, F_FLOATS, F_EXPANDED = range(9, 15)
+# Header slots shared by both kinds of model (W: each row's likelihood weight;
+# N_NOISE: the number of noise sds, 0 for a classifier's categorical
+# likelihood, else a regression's Normal likelihood on float targets).
+XT, Y, W, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P, N_NOISE = range(10)
+# flat: prior mean, scale, Cholesky factor (n x n, n = 0 without one), floats
+# (const, the noise sd's HalfNormal scale), number of expanded values
+F_MEAN, F_SCALE, F_L, F_LN, F_FLOATS, F_EXPANDED = range(10, 16)
 # hierarchical: group row starts, number of groups, group sd of each parameter,
 # (offset, size) of each parameter array and their number, floats
-# (prior_sd, const, then the HalfNormal scale of each group sd), number of
-# expanded values, number of group sds
-H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED, H_NSD = range(9, 17)
-STAMP = 17
-HEADER_SIZE = 18
+# (prior_sd, const, the noise sd's HalfNormal scale, then the HalfNormal
+# scale of each group sd), number of expanded values, number of group sds
+H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED, H_NSD = range(10, 18)
+STAMP = 18
+HEADER_SIZE = 19
 
 ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
 

@@ -49,6 +49,7 @@ from .abi import (
     LAYOUT,
     N_FEATURES,
     N_LAYERS,
+    N_NOISE,
     N_ROWS,
     OK,
     STALE,
@@ -95,40 +96,45 @@ def flat_logp(dim, x_, out_, logp_, user_data):
     if h[STAMP] != ABI_STAMP:
         return STALE
     P = h[SLOT_P]
-    if dim != P:
+    if dim != P + h[N_NOISE]:
         return WRONG_SIZE
     n, n_features, n_layers, Ln = h[N_ROWS], h[N_FEATURES], h[N_LAYERS], h[F_LN]
+    floats = carray(_void(h[F_FLOATS]), (2,), np.float64)
     lp = carray(logp_, (1,))
     lp[0] = flat_logp_grad(
-        carray(x_, (P,)),
+        carray(x_, (dim,)),
         carray(_void(h[XT]), (n_features, n), np.float64),
-        carray(_void(h[Y]), (n,), np.int64),
+        carray(_void(h[Y]), (n,), np.float64),
         carray(_void(h[W]), (n,), np.float64),
         carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
         h[ACT],
         carray(_void(h[F_MEAN]), (P,), np.float64),
         carray(_void(h[F_SCALE]), (P,), np.float64),
         carray(_void(h[F_L]), (Ln, Ln), np.float64),
-        carray(_void(h[F_FLOATS]), (1,), np.float64)[0],
-        carray(out_, (P,)),
+        floats[0],
+        floats[1],
+        carray(out_, (dim,)),
     )
-    return _status(lp[0], carray(out_, (P,)))
+    return _status(lp[0], carray(out_, (dim,)))
 
 
 @cfunc(_EXPAND_SIG, cache=True, nopython=True)
 def flat_expand(dim, expanded, x_, out_, user_data):
-    """``out = (z, theta)``: the raw arrays, then the weights."""
+    """``out = (z, sigma, theta)``: the raw arrays, a regression's noise sd,
+    then the weights."""
     h = carray(user_data, (HEADER_SIZE,), np.int64)
     if h[STAMP] != ABI_STAMP:
         return STALE
-    P, Ln = h[SLOT_P], h[F_LN]
-    if dim != P or expanded != h[F_EXPANDED]:
+    P, Ln, n_noise = h[SLOT_P], h[F_LN], h[N_NOISE]
+    if dim != P + n_noise or expanded != h[F_EXPANDED]:
         return WRONG_SIZE
-    x = carray(x_, (P,))
+    x = carray(x_, (dim,))
     out = carray(out_, (expanded,))
     mean = carray(_void(h[F_MEAN]), (P,), np.float64)
     scale = carray(_void(h[F_SCALE]), (P,), np.float64)
     L = carray(_void(h[F_L]), (Ln, Ln), np.float64)
+    for k in range(n_noise):
+        out[P + k] = math.exp(x[P + k])
     for p in range(P):
         out[p] = x[p]
         v = mean[p]
@@ -137,7 +143,7 @@ def flat_expand(dim, expanded, x_, out_, user_data):
                 v += L[p, q] * x[q]
         else:
             v += scale[p] * x[p]
-        out[P + p] = v
+        out[P + n_noise + p] = v
     return OK
 
 
@@ -147,22 +153,24 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
     if h[STAMP] != ABI_STAMP:
         return STALE
     n, n_features, n_layers = h[N_ROWS], h[N_FEATURES], h[N_LAYERS]
-    P, G, n_sd = h[SLOT_P], h[H_GROUPS], h[H_NSD]
-    if dim != n_sd + P + G * P:
+    P, G, n_sd, n_noise = h[SLOT_P], h[H_GROUPS], h[H_NSD], h[N_NOISE]
+    if dim != n_sd + n_noise + P + G * P:
         return WRONG_SIZE
-    floats = carray(_void(h[H_FLOATS]), (2 + n_sd,), np.float64)
+    floats = carray(_void(h[H_FLOATS]), (3 + n_sd,), np.float64)
     lp = carray(logp_, (1,))
     lp[0] = hierarchical_logp_grad(
         carray(x_, (dim,)),
         carray(_void(h[XT]), (n_features, n), np.float64),
-        carray(_void(h[Y]), (n,), np.int64),
+        carray(_void(h[Y]), (n,), np.float64),
         carray(_void(h[W]), (n,), np.float64),
         carray(_void(h[H_STARTS]), (G + 1,), np.int64),
         carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
         h[ACT],
         carray(_void(h[H_PLAYER]), (P,), np.int64),
         floats[0],
-        floats[2:],
+        floats[3:],
+        n_noise,
+        floats[2],
         floats[1],
         carray(out_, (dim,)),
     )
@@ -171,28 +179,30 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
 
 @cfunc(_EXPAND_SIG, cache=True, nopython=True)
 def hierarchical_expand(dim, expanded, x_, out_, user_data):
-    """The sds, then per parameter array its ``mu`` and ``raw``, then the
-    per-group weights ``mu + sd * raw``: the order of the model's variable
-    table (:class:`skhbnn.models.HierarchicalModel`)."""
+    """The group sds, a regression's noise sds, then per parameter array its
+    ``mu`` and ``raw``, then the per-group weights ``mu + sd * raw``: the
+    order of the model's variable table
+    (:class:`skhbnn.models.HierarchicalModel`)."""
     h = carray(user_data, (HEADER_SIZE,), np.int64)
     if h[STAMP] != ABI_STAMP:
         return STALE
-    n_sd, P, G, n_seg = h[H_NSD], h[SLOT_P], h[H_GROUPS], h[H_NSEG]
-    if dim != n_sd + P + G * P or expanded != h[H_EXPANDED]:
+    n_sd, P, G, n_seg, n_noise = h[H_NSD], h[SLOT_P], h[H_GROUPS], h[H_NSEG], h[N_NOISE]
+    m0 = n_sd + n_noise  # where mu starts
+    if dim != m0 + P + G * P or expanded != h[H_EXPANDED]:
         return WRONG_SIZE
     x = carray(x_, (dim,))
     out = carray(out_, (expanded,))
     player = carray(_void(h[H_PLAYER]), (P,), np.int64)
     segments = carray(_void(h[H_SEGMENTS]), (n_seg, 2), np.int64)
-    raw0 = n_sd + P
+    raw0 = m0 + P
     k = 0
-    for j in range(n_sd):
+    for j in range(m0):
         out[k] = math.exp(x[j])
         k += 1
     for s in range(n_seg):
         o, size = segments[s, 0], segments[s, 1]
         for j in range(size):
-            out[k] = x[n_sd + o + j]
+            out[k] = x[m0 + o + j]
             k += 1
         for g in range(G):
             for j in range(size):
@@ -203,6 +213,6 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
         for g in range(G):
             for j in range(size):
                 p = o + j
-                out[k] = x[n_sd + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
+                out[k] = x[m0 + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
                 k += 1
     return OK

@@ -91,15 +91,33 @@ def _scale_by_derivative(H, layer, k, D, c, n, act):
             D[c, k, i] *= h * (1.0 - h)
 
 
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
 @njit(**_JIT)
-def _output_loglik(H, top, n_out, y, rw, r0, n, D, c):
-    """Log likelihood of labels ``y[r0:r0 + n]`` given the logits
+def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
+    """Log likelihood of targets ``y[r0:r0 + n]`` given the outputs
     ``H[top, :n_out, :n]``, each row's term weighted by ``rw[r0 + i]`` (the
     one weighted-likelihood path: ``sample_weight``, minibatch scaling);
-    writes d loglik / d logits into ``D[c]``.
-    One output: Bernoulli on the logit (the two-class Categorical on
-    ``[0, z]`` of the PyMC model); more: softmax."""
+    writes d loglik / d outputs into ``D[c]``.  Returns the log likelihood
+    and its derivative with respect to ``log sigma``.
+
+    ``sigma > 0``: a regression, Normal(output, sigma) on the float targets.
+    Otherwise ``y`` holds class labels: one output is Bernoulli on the logit
+    (the two-class Categorical on ``[0, z]`` of the PyMC model); more are a
+    softmax."""
     total = 0.0
+    if sigma > 0.0:
+        inv = 1.0 / sigma
+        norm = math.log(sigma) + _HALF_LOG_2PI
+        gsigma = 0.0
+        for i in range(n):
+            r = (y[r0 + i] - H[top, 0, i]) * inv
+            weight = rw[r0 + i]
+            total += weight * (-0.5 * r * r - norm)
+            D[c, 0, i] = weight * r * inv
+            gsigma += weight * (r * r - 1.0)
+        return total, gsigma
     if n_out == 1:
         for i in range(n):
             x = H[top, 0, i]
@@ -110,7 +128,7 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c):
             weight = rw[r0 + i]
             total += weight * (label * x - softplus)
             D[c, 0, i] = weight * (label - p1)
-        return total
+        return total, 0.0
     for i in range(n):
         m = H[top, 0, i]
         for k in range(1, n_out):
@@ -119,19 +137,21 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c):
         for k in range(n_out):
             s += math.exp(H[top, k, i] - m)
         lse = m + math.log(s)
-        label = y[r0 + i]
+        label = int(y[r0 + i])
         weight = rw[r0 + i]
         total += weight * (H[top, label, i] - lse)
         for k in range(n_out):
             D[c, k, i] = -weight * math.exp(H[top, k, i] - lse)
         D[c, label, i] += weight
-    return total
+    return total, 0.0
 
 
 @njit(**_JIT)
-def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta):
-    """Log likelihood of rows ``r0:r1`` under one network; adds its gradient
-    with respect to ``theta`` into ``gtheta``.
+def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
+    """Log likelihood of rows ``r0:r1`` under one network (noise sd
+    ``sigma`` for a regression, 0 for a classifier); adds its gradient with
+    respect to ``theta`` into ``gtheta``.  Returns the log likelihood and its
+    derivative with respect to ``log sigma``.
 
     ``XT`` is (n_features, n_rows); ``H`` (n_layers + 1, max_width, max_rows)
     and ``D`` (2, max_width, max_rows) are scratch space.
@@ -159,7 +179,9 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta):
             if layer < n_layers - 1:
                 _activate(H, layer + 1, j, n, act)
     cur = 0  # D[cur]: d loglik / d pre-activations of the layer's output
-    total = _output_loglik(H, n_layers, layout[n_layers - 1, 1], y, rw, r0, n, D, cur)
+    total, gsigma = _output_loglik(
+        H, n_layers, layout[n_layers - 1, 1], y, rw, r0, n, D, cur, sigma
+    )
     for layer in range(n_layers - 1, -1, -1):  # backward
         n_in, n_out, wo, bo = (
             layout[layer, 0],
@@ -190,7 +212,7 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta):
                         D[nxt, k, i] += w * D[cur, j, i]
                 _scale_by_derivative(H, layer, k, D, nxt, n, act)
             cur = nxt
-    return total
+    return total, gsigma
 
 
 @njit(**_JIT)
@@ -204,11 +226,21 @@ def _scratch(layout, max_rows):
 
 
 @njit(**_JIT)
-def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, grad):
+def _noise_prior(u, scale):
+    """``sigma = exp(u) ~ HalfNormal(scale)`` on ``u``'s scale, Jacobian
+    included, without its constant: ``(log density, d / du)``."""
+    r = math.exp(u) / scale
+    return u - 0.5 * r * r, 1.0 - r * r
+
+
+@njit(**_JIT)
+def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, noise_scale, grad):
     """Flat model: ``theta = mean + scale * z`` (independent prior, ``L``
     empty) or ``theta = mean + L @ z`` (MvNormal prior); ``z ~ N(0, I)``.
-    Returns the log density; writes its gradient with respect to ``z``."""
-    P = z.size
+    A regression's ``z`` ends with ``log sigma``, ``sigma ~
+    HalfNormal(noise_scale)``.  Returns the log density; writes its gradient
+    with respect to ``z``."""
+    P = mean.size
     n = y.size
     theta = np.empty(P)
     dense = L.shape[0] > 0
@@ -219,9 +251,19 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, grad):
                 theta[p] += L[p, q] * z[q]
         else:
             theta[p] += scale[p] * z[p]
+    total = const
+    sigma = 0.0
+    if z.size > P:
+        value, slope = _noise_prior(z[P], noise_scale)
+        total += value
+        grad[P] = slope
+        sigma = math.exp(z[P])
     gtheta = np.zeros(P)
     H, D = _scratch(layout, max(n, 1))
-    total = const + _network_loglik(theta, XT, y, rw, 0, n, layout, act, H, D, gtheta)
+    loglik, gsigma = _network_loglik(theta, XT, y, rw, 0, n, layout, act, H, D, gtheta, sigma)
+    total += loglik
+    if z.size > P:
+        grad[P] += gsigma
     for p in range(P):
         total -= 0.5 * z[p] * z[p]
         if dense:
@@ -236,16 +278,21 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, grad):
 
 @njit(**_JIT)
 def hierarchical_logp_grad(
-    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, const, grad
+    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, n_noise, noise_scale,
+    const, grad,
 ):
     """Hierarchical model, non-centred.  ``x`` is ``(log sd_k for each of
-    the n_sd group sds, mu (P), raw (G * P))``; ``theta_g = mu + sd[player]
-    * raw_g`` (``player[p]``: the group sd of parameter ``p``),
-    ``mu ~ N(0, prior_sd)``, ``sd_k ~ HalfNormal(sd_scale[k])``,
-    ``raw ~ N(0, 1)``.  Rows of group ``g`` are ``starts[g]:starts[g+1]``."""
+    the n_sd group sds, log sigma for each of the n_noise noise sds, mu (P),
+    raw (G * P))``; ``theta_g = mu + sd[player] * raw_g`` (``player[p]``: the
+    group sd of parameter ``p``), ``mu ~ N(0, prior_sd)``, ``sd_k ~
+    HalfNormal(sd_scale[k])``, ``raw ~ N(0, 1)``; a regression's noise sds
+    ``~ HalfNormal(noise_scale)``, one for all groups (``n_noise = 1``) or one
+    per group (``n_noise = G``).  Rows of group ``g`` are
+    ``starts[g]:starts[g+1]``."""
     P = player.size
     G = starts.size - 1
     n_sd = sd_scale.size
+    m0 = n_sd + n_noise  # where mu starts
     total = const
     sd = np.empty(n_sd)
     for k in range(n_sd):
@@ -254,10 +301,14 @@ def hierarchical_logp_grad(
         r = sd[k] / sd_scale[k]
         total += u - 0.5 * r * r
         grad[k] = 1.0 - r * r
+    for k in range(n_sd, m0):
+        value, slope = _noise_prior(x[k], noise_scale)
+        total += value
+        grad[k] = slope
     for p in range(P):
-        m = x[n_sd + p]
+        m = x[m0 + p]
         total -= 0.5 * (m / prior_sd) ** 2
-        grad[n_sd + p] = -m / prior_sd**2
+        grad[m0 + p] = -m / prior_sd**2
     max_rows = 1
     for g in range(G):
         max_rows = max(max_rows, starts[g + 1] - starts[g])
@@ -266,20 +317,27 @@ def hierarchical_logp_grad(
     gtheta = np.empty(P)
     gsd = np.zeros(n_sd)
     for g in range(G):
-        base = n_sd + P + g * P
+        base = m0 + P + g * P
         for p in range(P):
             r = x[base + p]
             total -= 0.5 * r * r
-            theta[p] = x[n_sd + p] + sd[player[p]] * r
+            theta[p] = x[m0 + p] + sd[player[p]] * r
             gtheta[p] = 0.0
         if starts[g + 1] > starts[g]:
-            total += _network_loglik(
-                theta, XT, y, rw, starts[g], starts[g + 1], layout, act, H, D, gtheta
+            sigma = 0.0
+            k = n_sd + (g if n_noise == G else 0)
+            if n_noise > 0:
+                sigma = math.exp(x[k])
+            loglik, gsigma = _network_loglik(
+                theta, XT, y, rw, starts[g], starts[g + 1], layout, act, H, D, gtheta, sigma
             )
+            total += loglik
+            if n_noise > 0:
+                grad[k] += gsigma
         for p in range(P):
             r = x[base + p]
             grad[base + p] = sd[player[p]] * gtheta[p] - r
-            grad[n_sd + p] += gtheta[p]
+            grad[m0 + p] += gtheta[p]
             gsd[player[p]] += gtheta[p] * r
     for k in range(n_sd):
         grad[k] += gsd[k] * sd[k]

@@ -123,6 +123,25 @@ def _weights(weights, n: int) -> np.ndarray:
     return np.ascontiguousarray(weights, dtype=np.float64)
 
 
+def _targets(model, y) -> np.ndarray:
+    """The targets as the kernels read them, float64: class labels
+    ``0 .. n_classes - 1``, or a regression's standardised values."""
+    if model.likelihood == "normal":
+        return np.ascontiguousarray(y, dtype=np.float64)
+    return np.ascontiguousarray(np.asarray(y, dtype=np.int64), dtype=np.float64)
+
+
+def _noise(model) -> tuple[int, float, float]:
+    """``(number of noise sds, their HalfNormal scale, its log normaliser)``;
+    no noise sd for a classifier."""
+    noise = model.noise_variables()
+    if not noise:
+        return 0, 1.0, 0.0
+    scale = float(model.noise_prior)
+    n = noise[0].size
+    return n, scale, n * (0.5 * math.log(2.0 / math.pi) - math.log(scale))
+
+
 def _header(spec, XT: np.ndarray, y: np.ndarray, w: np.ndarray, layout: np.ndarray):
     header = np.zeros(abi.HEADER_SIZE, dtype=np.int64)
     header[[abi.XT, abi.Y, abi.W, abi.N_ROWS, abi.N_FEATURES, abi.LAYOUT, abi.N_LAYERS]] = [
@@ -140,13 +159,15 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
 
     The unconstrained vector is ``z ~ N(0, I)``: the model's raw variables in
     table order (per parameter, or an MvNormal prior's blocks);
-    ``theta = scale * z`` or ``mean + L @ z``.
+    ``theta = scale * z`` or ``mean + L @ z``; a regression's ``log sigma``
+    last.
     """
     spec, prior = model.spec, model.prior
     layout, _ = layout_of(spec)
     P = spec.n_params
+    n_noise, noise_scale, noise_const = _noise(model)
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
-    y = np.ascontiguousarray(y, dtype=np.int64)
+    y = _targets(model, y)
     w = _weights(weights, y.size)
     mean = np.zeros(P)
     scale = np.full(P, float(model.prior_sd))
@@ -160,13 +181,18 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
             mean[idx] = np.asarray(prior.means[block], dtype=float)
             L[idx, z_start : z_start + len(idx)] = prior.cholesky(block)
             z_start += len(idx)
-    floats = np.array([-0.5 * P * _LOG_2PI])  # log normaliser of z ~ N(0, I)
+    # log normalisers of z ~ N(0, I) and of the noise sd's HalfNormal
+    floats = np.array([-0.5 * P * _LOG_2PI + noise_const, noise_scale])
     header = _header(spec, XT, y, w, layout)
+    header[abi.N_NOISE] = n_noise
     header[[abi.F_MEAN, abi.F_SCALE, abi.F_L, abi.F_LN, abi.F_FLOATS]] = [
         mean.ctypes.data, scale.ctypes.data, L.ctypes.data, L.shape[0], floats.ctypes.data
     ]
     shapes = model.posterior_shapes()
-    problem = Problem("flat", P, header, (XT, y, w, layout, mean, scale, L, floats), shapes, {})
+    offsets = {P: math.log(noise_scale)} if n_noise else {}
+    problem = Problem(
+        "flat", P + n_noise, header, (XT, y, w, layout, mean, scale, L, floats), shapes, offsets
+    )
     header[abi.F_EXPANDED] = problem.n_expanded
     return problem
 
@@ -176,8 +202,8 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
     """The kernel back-end of :class:`skhbnn.models.HierarchicalModel`.
 
     ``codes`` are the group codes ``0 .. n_groups - 1`` of the rows of ``X``.
-    The unconstrained vector is ``(log sd per group sd of the table, mu (P),
-    raw (G x P))``.
+    The unconstrained vector is ``(log sd per group sd of the table, log
+    sigma per noise sd of a regression, mu (P), raw (G x P))``.
     """
     spec, n_groups = model.spec, model.n_groups
     layout, _ = layout_of(spec)
@@ -191,7 +217,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
     codes = np.asarray(codes, dtype=np.int64)
     order = np.argsort(codes, kind="stable")
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64)[order].T)
-    y = np.ascontiguousarray(np.asarray(y)[order], dtype=np.int64)
+    y = _targets(model, np.asarray(y)[order])
     w = _weights(None if weights is None else np.asarray(weights)[order], y.size)
     starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_groups))])
     starts = starts.astype(np.int64)
@@ -201,23 +227,27 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
     ).reshape(-1, 2)
     prior_sd = float(model.prior_sd)
     sd_scales = np.array([model.sd_prior(v.param) for v in sds], dtype=np.float64)
+    n_noise, noise_scale, noise_const = _noise(model)
     # Normal(0, prior_sd) on mu, Normal(0, 1) on raw, HalfNormal on each sd
     const = (
         -P * (0.5 * _LOG_2PI + math.log(prior_sd))
         - 0.5 * n_groups * P * _LOG_2PI
         + np.sum(0.5 * math.log(2.0 / math.pi) - np.log(sd_scales))
+        + noise_const
     )
-    floats = np.concatenate([[prior_sd, const], sd_scales])
+    floats = np.concatenate([[prior_sd, const, noise_scale], sd_scales])
     header = _header(spec, XT, y, w, layout)
     header[[abi.H_STARTS, abi.H_GROUPS, abi.H_PLAYER, abi.H_SEGMENTS, abi.H_NSEG]] = [
         starts.ctypes.data, n_groups, player.ctypes.data, segments.ctypes.data, len(segments)
     ]
     header[abi.H_FLOATS] = floats.ctypes.data
     header[abi.H_NSD] = n_sd
+    header[abi.N_NOISE] = n_noise
     offsets = {k: math.log(scale) for k, scale in enumerate(sd_scales)}
+    offsets.update({n_sd + k: math.log(noise_scale) for k in range(n_noise)})
     problem = Problem(
         "hierarchical",
-        n_sd + P + n_groups * P,
+        n_sd + n_noise + P + n_groups * P,
         header,
         (XT, y, w, layout, starts, player, segments, floats),
         model.posterior_shapes(),

@@ -28,8 +28,15 @@ ROLES = {
     "mean": "group-mean weights, Normal(0, prior_sd)",
     "group_sd": "the group sd of one layer's weights (param 'w') or biases (param 'b'), "
     "HalfNormal(group_sd_prior)",
+    "noise": "the observation noise sd of a regression, one or one per group, "
+    "HalfNormal(noise_prior), in units of the standardised target",
     "weight": "network weights and biases (deterministic)",
 }
+
+# The likelihoods a model can have: "categorical" for classifiers (Bernoulli
+# on one logit, Categorical on softmax logits), "normal" for regressors
+# (Normal around the network's one output, with a learned noise sd).
+LIKELIHOODS = ("categorical", "normal")
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,13 @@ class ModelDefinition:
         return tuple(v for v in self.variables() if v.free)
 
     def prediction_names(self) -> list[str]:
-        """The posterior variables prediction reads (``posterior_draws_``)."""
-        return [v.name for v in self.variables() if v.role == "weight"]
+        """The posterior variables prediction reads (``posterior_draws_``):
+        the weights, and a regression's noise sd."""
+        return [v.name for v in self.variables() if v.role in ("weight", "noise")]
+
+    def noise_variables(self) -> list[Variable]:
+        """The noise sd of a regression (none for a classifier)."""
+        return [v for v in self.variables() if v.role == "noise"]
 
     def advi_start_names(self) -> list[str]:
         """Free variables that ADVI starts at random points, in table order:
@@ -95,8 +107,18 @@ class ModelDefinition:
         raise NotImplementedError
 
 
-def likelihood(logits, y, spec: NetworkSpec, weights=None):
-    """Bernoulli on one logit (binary) or Categorical on softmax logits.
+def noise_sd(name: str, shape: tuple[int, ...], noise_prior):
+    """The noise sd of a regression, ``HalfNormal(noise_prior)``; ``noise_prior``
+    a ``pm.Data`` container."""
+    import pymc as pm
+
+    return pm.HalfNormal(name, sigma=noise_prior, shape=shape)
+
+
+def likelihood(logits, y, spec: NetworkSpec, weights=None, sigma=None):
+    """Bernoulli on one logit (binary) or Categorical on softmax logits; with
+    a noise sd ``sigma`` (a regression), Normal around the network's one
+    output, ``y`` the standardised target.
 
     The binary case is written as a two-class Categorical on logits ``[0, z]``:
     the same likelihood as ``Bernoulli(logit_p=z)``, but its gradient comes
@@ -114,6 +136,13 @@ def likelihood(logits, y, spec: NetworkSpec, weights=None):
     import pymc as pm
     import pytensor.tensor as pt
 
+    if sigma is not None:
+        mu = logits[..., 0]
+        if weights is None:
+            return pm.Normal("y_obs", mu=mu, sigma=sigma, observed=y)
+        w = pm.Data("sample_weight", np.asarray(weights, dtype=float))
+        terms = pm.logp(pm.Normal.dist(mu=mu, sigma=sigma), y)
+        return pm.Potential("y_obs", pt.sum(w * terms))
     if spec.n_outputs == 1:
         logits = pt.concatenate([pt.zeros_like(logits), logits], axis=-1)
     if weights is None:

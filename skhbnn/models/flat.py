@@ -4,7 +4,9 @@ MvNormal priors on its weights, written non-centred.
 Posterior variables (the table, in order): ``{p}_raw`` per parameter ``p``
 (``w0, b0, w1, ...``), or ``{block}_raw`` per block of an MvNormal prior
 (``joint_raw`` for a joint one), all ``Normal(0, 1)``; then the weights
-``{p} = prior_sd * {p}_raw`` or ``mean + L @ {block}_raw``.
+``{p} = prior_sd * {p}_raw`` or ``mean + L @ {block}_raw``.  A regression
+(``likelihood="normal"``) has its noise sd ``sigma ~ HalfNormal(noise_prior)``
+between the two.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..network import NetworkSpec, forward
 from ..priors import MvNormalPrior
-from .definition import ModelDefinition, Variable, likelihood
+from .definition import ModelDefinition, Variable, likelihood, noise_sd
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +29,8 @@ class FlatModel(ModelDefinition):
     spec: NetworkSpec
     prior_sd: float = 1.0
     prior: MvNormalPrior | None = None
+    likelihood: str = "categorical"  # or "normal" (a regression)
+    noise_prior: float = 1.0
 
     def blocks(self) -> dict[str, list[str]]:
         """``{block: [parameters]}``: one block per parameter without an
@@ -42,6 +46,8 @@ class FlatModel(ModelDefinition):
             layer = spec.layer_of(members[0]) if len(members) == 1 else None
             shape = shapes[block] if self.prior is None else (sum(sizes[m] for m in members),)
             raws.append(Variable(f"{block}_raw", shape, "raw", layer, block))
+        if self.likelihood == "normal":
+            raws.append(Variable("sigma", (), "noise"))
         weights = [
             Variable(name, shape, "weight", spec.layer_of(name), name)
             for name, shape in shapes.items()
@@ -50,7 +56,7 @@ class FlatModel(ModelDefinition):
 
     def cache_key(self) -> tuple:
         blocks = None if self.prior is None else tuple(self.prior.blocks(self.spec))
-        return (self.kind, self.spec, blocks)
+        return (self.kind, self.spec, blocks, self.likelihood)
 
     def build_kernel(self, X, y, codes=None, weights=None):
         """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
@@ -70,10 +76,17 @@ class FlatModel(ModelDefinition):
         table = self.variables()
         with pm.Model() as model:
             X_data = pm.Data("X", np.asarray(X, dtype=float))
-            y_data = pm.Data("y", np.asarray(y, dtype=np.int64))
+            regression = self.likelihood == "normal"
+            y_data = pm.Data("y", np.asarray(y, dtype=float if regression else np.int64))
             if self.prior is None:
                 sd = pm.Data("prior_sd", np.asarray(float(self.prior_sd)))
-            raw = {v.param: pm.Normal(v.name, 0.0, 1.0, shape=v.shape) for v in table if v.free}
+            raw, sigma = {}, None
+            for v in table:
+                if v.role == "raw":
+                    raw[v.param] = pm.Normal(v.name, 0.0, 1.0, shape=v.shape)
+                elif v.role == "noise":
+                    scale = pm.Data("noise_prior", np.asarray(float(self.noise_prior)))
+                    sigma = noise_sd(v.name, v.shape, scale)
             values = {}
             for block, members in self.blocks().items():
                 if self.prior is None:
@@ -86,5 +99,5 @@ class FlatModel(ModelDefinition):
                 for name, cut in spec.param_slices(members).items():
                     values[name] = value[cut].reshape(shapes[name])
             params = {v.name: pm.Deterministic(v.name, values[v.param]) for v in table if not v.free}
-            likelihood(forward(params, X_data, spec, xp=pt), y_data, spec, weights)
+            likelihood(forward(params, X_data, spec, xp=pt), y_data, spec, weights, sigma)
         return model

@@ -8,8 +8,13 @@ differ in their weights need not differ in their offsets, and a bias sharing
 its layer's sd would be as free to vary between groups as the weights are
 (``benchmarks/README.md``, "Default fits").
 
+A regression (``likelihood="normal"``) adds its noise sd ``sigma ~
+HalfNormal(noise_prior)``: one, or one per group (``group_noise=True``,
+shape ``(n_groups,)``, independent HalfNormals).
+
 Posterior variables (the table, in order): ``sd{l}`` per layer, then
-``sd_b{l}`` per layer with biases; per network parameter ``p``
+``sd_b{l}`` per layer with biases, then a regression's ``sigma``; per
+network parameter ``p``
 (``w0, b0, w1, ...``) its group mean ``{p}_mu`` and the per-group offsets
 ``{p}_raw`` of shape ``(n_groups, ...)``; then the per-group weights ``{p}``
 of shape ``(n_groups, ...)``.
@@ -23,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..network import NetworkSpec, forward
-from .definition import ModelDefinition, Variable, likelihood
+from .definition import ModelDefinition, Variable, likelihood, noise_sd
 
 
 def group_sd_name(param: str, layer: int) -> str:
@@ -41,6 +46,9 @@ class HierarchicalModel(ModelDefinition):
     prior_sd: float = 1.0
     group_sd_prior: float = 1.0
     bias_group_sd_prior: float | None = None  # None: group_sd_prior
+    likelihood: str = "categorical"  # or "normal" (a regression)
+    noise_prior: float = 1.0
+    group_noise: bool = False  # a regression: one noise sd per group
 
     def sd_prior(self, kind: str) -> float:
         """The HalfNormal scale of the group sds of weights (``kind="w"``)
@@ -57,6 +65,8 @@ class HierarchicalModel(ModelDefinition):
                 Variable(f"sd_b{layer}", (), "group_sd", layer, "b")
                 for layer in range(spec.n_layers)
             ]
+        if self.likelihood == "normal":
+            table.append(Variable("sigma", (G,) if self.group_noise else (), "noise"))
         weights = []
         for name, shape in spec.param_shapes().items():
             layer = spec.layer_of(name)
@@ -79,10 +89,11 @@ class HierarchicalModel(ModelDefinition):
         for v in table:
             if v.role == "weight":
                 names += [v.name, mean_of[v.param]]
-        return names + [v.name for v in table if v.role == "group_sd"]
+        return names + [v.name for v in table if v.role in ("group_sd", "noise")]
 
     def cache_key(self) -> tuple:
-        return (self.kind, self.spec, self.n_groups)
+        noise = self.likelihood, self.likelihood == "normal" and self.group_noise
+        return (self.kind, self.spec, self.n_groups, *noise)
 
     def build_kernel(self, X, y, codes=None, weights=None):
         """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
@@ -101,6 +112,7 @@ class HierarchicalModel(ModelDefinition):
         from ..groups import pad_by_group
 
         spec = self.spec
+        regression = self.likelihood == "normal"
         X_pad, y_pad, obs_index = pad_by_group(X, y, codes, self.n_groups)
         y_obs = y_pad.reshape(-1)[obs_index]
         if weights is not None:  # in the same order as y_obs
@@ -108,17 +120,23 @@ class HierarchicalModel(ModelDefinition):
             weights = weights.reshape(-1)[obs_index]
         with pm.Model() as model:
             X_data = pm.Data("X", np.asarray(X_pad, dtype=float))
-            y_data = pm.Data("y", np.asarray(y_obs, dtype=np.int64))
+            y_data = pm.Data("y", np.asarray(y_obs, dtype=float if regression else np.int64))
             index = pm.Data("obs_index", np.asarray(obs_index, dtype=np.int64))
             mu_sd = pm.Data("prior_sd", np.asarray(float(self.prior_sd)))
             sd_scale = {
                 "w": pm.Data("group_sd_prior", np.asarray(float(self.group_sd_prior))),
                 "b": pm.Data("bias_group_sd_prior", np.asarray(self.sd_prior("b"))),
             }
-            rv = {}
+            rv, sigma = {}, None
             for v in self.free_variables():
                 if v.role == "group_sd":
                     rv[v.name] = pm.HalfNormal(v.name, sigma=sd_scale[v.param])
+                elif v.role == "noise":
+                    scale = pm.Data("noise_prior", np.asarray(float(self.noise_prior)))
+                    sigma = noise_sd(v.name, v.shape, scale)
+                    if v.shape:  # each observed row's group: its padded row // M
+                        group = pm.Data("obs_group", obs_index // X_pad.shape[1])
+                        sigma = sigma[group]
                 else:
                     rv[v.name] = pm.Normal(v.name, 0.0, mu_sd if v.role == "mean" else 1.0, shape=v.shape)
             params = {
@@ -131,5 +149,5 @@ class HierarchicalModel(ModelDefinition):
             }
             logits = forward(params, X_data, spec, xp=pt)  # (G, M, n_outputs)
             logits = logits.reshape((-1, spec.n_outputs))[index]
-            likelihood(logits, y_data, spec, weights)
+            likelihood(logits, y_data, spec, weights, sigma)
         return model
