@@ -11,11 +11,14 @@ from .inference import clear_compile_cache
 from .network import NetworkSpec
 from .persistence import load
 from .priors import MvNormalPrior, informed_prior
+from .regressors import BayesianMLPRegressor, HierarchicalBayesianMLPRegressor
 from .transfer import InformedPriorTransfer
 
 __all__ = [
     "BayesianMLPClassifier",
+    "BayesianMLPRegressor",
     "HierarchicalBayesianMLPClassifier",
+    "HierarchicalBayesianMLPRegressor",
     "InformedPriorTransfer",
     "MvNormalPrior",
     "NetworkSpec",

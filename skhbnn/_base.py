@@ -7,7 +7,7 @@ import sys
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -85,8 +85,16 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
-    """Shared machinery; not for direct use."""
+class BaseBayesianMLP(BaseEstimator):
+    """Shared machinery of the classifiers and regressors; not for direct use
+    (each estimator adds scikit-learn's ``ClassifierMixin`` or
+    ``RegressorMixin``)."""
+
+    # The invariant (a key of the ``invariants`` passed to ``_finish_fit``)
+    # whose R-hat across chains decides which chains sit in one mode: the
+    # predicted probabilities of a classifier, the predicted mean of a
+    # regressor.
+    _MODE_INVARIANT = "proba"
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -132,11 +140,13 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
     def _check_training_data(self, X, y):
         return check_training_data(self, X, y)
 
-    def _network_spec(self, n_features: int, n_classes: int) -> NetworkSpec:
+    def _network_spec(self, n_features: int, n_outputs: int) -> NetworkSpec:
+        """The network: one output for a binary classifier or a regressor,
+        one per class otherwise."""
         return NetworkSpec(
             n_features=n_features,
             hidden_layer_sizes=self._check_hidden_layer_sizes(),
-            n_outputs=1 if n_classes == 2 else n_classes,
+            n_outputs=n_outputs,
             activation=self.activation,
             use_bias=bool(self.use_bias),
         )
@@ -217,7 +227,8 @@ class BaseBayesianMLP(ClassifierMixin, BaseEstimator):
         self.chain_weights_, modes, loo = None, None, None
         if stack:
             # modes as prediction sees them: chains that predict alike are one
-            modes = chain_modes({"proba": invariants["proba"]}, RHAT_THRESHOLD, MIN_DRAWS_FOR_RHAT)
+            key = self._MODE_INVARIANT
+            modes = chain_modes({key: invariants[key]}, RHAT_THRESHOLD, MIN_DRAWS_FOR_RHAT)
         if modes is not None and modes.max() > 0:
             if values is None:
                 n_used = max(1, min(n_rows, _MAX_LOG_LIKELIHOOD_VALUES // (n_chains * n_draws)))

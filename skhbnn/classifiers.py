@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import HasMethods
 
 from ._base import _N_DIAGNOSTIC_ROWS, BaseBayesianMLP, store_params
@@ -18,7 +19,7 @@ _FLAT_FITTED = (
 )
 
 @register_estimator(fitted=_FLAT_FITTED)
-class BayesianMLPClassifier(BaseBayesianMLP):
+class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
     """Bayesian multi-layer perceptron classifier fitted with PyMC.
 
     Every weight has a prior (an isotropic ``Normal(0, prior_sd)`` or an
@@ -171,7 +172,7 @@ class BayesianMLPClassifier(BaseBayesianMLP):
             X, y = self._validate_X(X, reset=True, y=y)
             y_enc = np.searchsorted(classes, y).astype(np.int64)
         weights = check_sample_weight(sample_weight, X)
-        spec = self._network_spec(X.shape[1], len(classes))
+        spec = self._network_spec(X.shape[1], 1 if len(classes) == 2 else len(classes))
         if self.prior is not None:
             self.prior.validate(spec)
         seed = self._new_seed(self.random_state)

@@ -1,5 +1,5 @@
-"""Grouped data sets: the seed's rotated, scaled half-moons and a generic
-grouped classification generator."""
+"""Grouped data sets: the seed's rotated, scaled half-moons, a generic
+grouped classification generator and a grouped nonlinear regression."""
 
 from __future__ import annotations
 
@@ -196,3 +196,55 @@ def make_grouped_classification(
     n_train = (sizes + 1) // 2
     first = np.concatenate([np.arange(n) < k for n, k in zip(sizes, n_train)])
     return X[first], X[~first], y[first], y[~first], groups[first], groups[~first]
+
+
+def make_grouped_regression(
+    n_groups: int = 30,
+    n_samples: int = 40,
+    *,
+    n_features: int = 2,
+    noise: float = 0.3,
+    group_sd: float = 0.4,
+    random_state=None,
+):
+    """Groups of nonlinear regressions that share a shape but not its details.
+
+    Per group ``g``: ``y = a_g sin(x @ w_g + phi_g) + b_g + noise * N(0, 1)``
+    with ``x ~ U(-2, 2)^n_features``; the amplitude ``a_g ~ 1 + group_sd
+    N(0, 1)``, the direction and frequency ``w_g ~ w + group_sd N(0, I)``
+    around one population ``w`` (norm about 1.5), the phase ``phi_g`` and the
+    offset ``b_g ~ 2 group_sd N(0, 1)``.  One function per group is learnable
+    from many points; from a handful, only by borrowing the shape from the
+    other groups.
+
+    Parameters
+    ----------
+    n_groups : int, default=30
+    n_samples : int, default=40
+        Points per group.
+    n_features : int, default=2
+    noise : float, default=0.3
+        Sd of the observation noise.
+    group_sd : float, default=0.4
+        How much the groups' functions differ.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_groups * n_samples, n_features)
+    y : ndarray of shape (n_groups * n_samples,)
+    groups : ndarray of shape (n_groups * n_samples,), int
+        Rows are ordered group by group.
+    """
+    rng = check_random_state(random_state)
+    w = rng.normal(size=n_features)
+    w *= 1.5 / np.linalg.norm(w)
+    groups = np.repeat(np.arange(n_groups), n_samples)
+    X = rng.uniform(-2.0, 2.0, size=(groups.size, n_features))
+    amplitude = 1.0 + group_sd * rng.normal(size=n_groups)
+    W = w + group_sd * rng.normal(size=(n_groups, n_features))
+    phase = 2.0 * group_sd * rng.normal(size=n_groups)
+    offset = 2.0 * group_sd * rng.normal(size=n_groups)
+    f = amplitude[groups] * np.sin(np.sum(X * W[groups], axis=1) + phase[groups])
+    y = f + offset[groups] + noise * rng.normal(size=groups.size)
+    return X, y, groups

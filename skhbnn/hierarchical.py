@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -28,8 +29,122 @@ def _group_sd(draws: dict, param: str, spec) -> np.ndarray:
     return draws[name] if name in draws else draws[f"sd{layer}"]
 
 
+class HierarchicalMixin:
+    """What the hierarchical classifier and regressor share: groups, the
+    model definition, the per-group draws and the population predictive.
+    ``_flat_class`` is the flat twin (``group_mean_network``)."""
+
+    _flat_class: type
+
+    def _encode_groups(self, groups, n_rows: int):
+        """``(encoder, codes)`` of the training rows' groups (``None``: one)."""
+        if groups is None:  # one group: the plain-estimator case
+            groups = np.zeros(n_rows, dtype=object)
+        groups = check_groups(groups, n_rows)
+        encoder = GroupEncoder().fit(groups)
+        return encoder, encoder.transform(groups)
+
+    def _definition(self, spec, n_groups: int, **likelihood) -> HierarchicalModel:
+        return HierarchicalModel(
+            spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior,
+            bias_group_sd_prior=self.bias_group_sd_prior, **likelihood,
+        )
+
+    def _sample(self, definition, X, y, codes, weights, encoder):
+        """Sample and store the posterior; return the draws, the diagnostic
+        rows' network outputs under their own group's weights ``(C, S,
+        rows, n_outputs)`` and the group sds ``(C, S, n_sd)``."""
+        spec = definition.spec
+        seed = self._new_seed(self.random_state)
+        idata, draws, n_div = self._infer(definition, seed, X, y, codes, weights)
+        self.groups_ = encoder.classes_
+        self._encoder = encoder
+        self.network_ = spec
+        self.idata_ = idata
+        self.posterior_draws_ = draws
+        self._prediction_seed = seed
+        rows = np.arange(min(_N_DIAGNOSTIC_ROWS, X.shape[0]))
+        params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
+        outputs = forward(params, X[rows][:, None, :], spec)[..., 0, :]
+        group_sds = [v.name for v in definition.variables() if v.role == "group_sd"]
+        sds = np.stack([draws[name] for name in group_sds], axis=-1)
+        return draws, outputs, sds, n_div
+
+    def _group_codes(self, groups, n_samples: int) -> np.ndarray:
+        """Integer codes of fitted groups; -1 for groups never seen in fit."""
+        fix = "new_groups='population'" if self.new_groups == "error" else None
+        return group_codes(self._encoder, groups, n_samples, new_groups_fix=fix)
+
+    def _rows_by_group(self, X, groups):
+        """Validated ``X`` and ``[(rows, code)]`` per group present (code -1:
+        groups not seen in fit)."""
+        X, groups = resolve_groups(X, groups, self.group_column)
+        X = self._check_fitted_X(X)
+        codes = self._group_codes(groups, X.shape[0])
+        return X, [(codes == code, code) for code in np.unique(codes)]
+
+    def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
+        """MvNormal priors from the fitted group distribution (see
+        :func:`skhbnn.priors.informed_prior`), for the flat estimator's
+        ``prior``.
+
+        Parameters
+        ----------
+        align : {"draws", "chains", "none"}, default="draws"
+            Map the hidden units of every posterior draw (or only of every
+            chain) onto one labelling before pooling them; see
+            :mod:`skhbnn.alignment`.
+        joint : bool, default=False
+            One MvNormal over all weights, keeping cross-layer correlations,
+            instead of one per weight matrix / bias vector.
+        """
+        check_is_fitted(self)
+        spec = self.network_
+        names = spec.param_shapes()
+        draws = self.posterior_draws_
+        weights = getattr(self, "chain_weights_", None)
+        if weights is not None:  # chains stacking left out carry no population
+            draws = {k: v[np.asarray(weights) > 0] for k, v in draws.items()}
+        means = {n: draws[f"{n}_mu"] for n in names}
+        sds = {n: _group_sd(draws, n, spec) for n in names}
+        return informed_prior(means, sds, spec, align=align, joint=joint)
+
+    def _group_mean_draws(self) -> dict:
+        check_is_fitted(self)
+        return {name: self.posterior_draws_[f"{name}_mu"] for name in self.network_.param_shapes()}
+
+    def group_params(self, group=None) -> dict:
+        """Posterior draws of one group's weights, shape ``(n_draws, ...)``.
+
+        ``group=None`` gives draws of the population predictive: for each
+        posterior draw, weights of a new group drawn from that draw's group
+        distribution (fixed random numbers, so predictions are deterministic).
+        """
+        draws = flatten_chains(self.posterior_draws_)
+        spec = self.network_
+        if group is not None:
+            code = self._encoder.transform(np.array([group], dtype=object))[0]
+            if code < 0:
+                raise ValueError(f"group {group!r} was not seen in fit.")
+            return {k: draws[k][:, code] for k in spec.param_shapes()}
+        rng = np.random.default_rng(self._prediction_seed)
+        out = {}
+        for name in spec.param_shapes():
+            mu = draws[f"{name}_mu"]
+            sd = _group_sd(draws, name, spec).reshape((-1,) + (1,) * (mu.ndim - 1))
+            out[name] = mu + sd * rng.standard_normal(mu.shape)
+        return out
+
+    def _params_of(self, code: int, draws: dict) -> dict:
+        """One group's flattened weight draws; the population predictive's for
+        code -1."""
+        if code < 0:
+            return self.group_params(None)
+        return {k: draws[k][:, code] for k in self.network_.param_shapes()}
+
+
 @register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
-class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
+class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, BaseBayesianMLP):
     """Hierarchical Bayesian MLP: one network per group, sharing strength.
 
     Every group has its own weights, drawn around group-mean weights with one
@@ -175,12 +290,6 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
     ):
         store_params(self, locals())
 
-    # ------------------------------------------------------------ groups
-    def _group_codes(self, groups, n_samples: int) -> np.ndarray:
-        """Integer codes of fitted groups; -1 for groups never seen in fit."""
-        fix = "new_groups='population'" if self.new_groups == "error" else None
-        return group_codes(self._encoder, groups, n_samples, new_groups_fix=fix)
-
     # --------------------------------------------------------------- fit
     def fit(self, X, y, groups=None, sample_weight=None):
         """Sample the posterior of the hierarchical network.
@@ -206,123 +315,46 @@ class HierarchicalBayesianMLPClassifier(BaseBayesianMLP):
         self._validate_params()
         X, groups = resolve_groups(X, groups, self.group_column)
         X, y_enc, classes = self._check_training_data(X, y)
-        if groups is None:  # one group: the plain-classifier case
-            groups = np.zeros(X.shape[0], dtype=object)
-        groups = check_groups(groups, X.shape[0])
+        encoder, codes = self._encode_groups(groups, X.shape[0])
         weights = check_sample_weight(sample_weight, X)
-        encoder = GroupEncoder().fit(groups)
-        codes = encoder.transform(groups)
-        n_groups = len(encoder.classes_)
-        spec = self._network_spec(X.shape[1], len(classes))
-        seed = self._new_seed(self.random_state)
-        definition = HierarchicalModel(
-            spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior,
-            bias_group_sd_prior=self.bias_group_sd_prior,
-        )
-        idata, draws, n_div = self._infer(definition, seed, X, y_enc, codes, weights)
+        spec = self._network_spec(X.shape[1], 1 if len(classes) == 2 else len(classes))
+        definition = self._definition(spec, len(encoder.classes_))
         self.classes_ = classes
-        self.groups_ = encoder.classes_
-        self._encoder = encoder
-        self.network_ = spec
-        self.idata_ = idata
-        self.posterior_draws_ = draws
-        self._prediction_seed = seed
-        rows = np.arange(min(_N_DIAGNOSTIC_ROWS, X.shape[0]))
-        # Each diagnostic row under its own group's weights: (C, S, rows, ...).
-        params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
-        proba = logits_to_proba(forward(params, X[rows][:, None, :], spec))[..., 0, :]
-        group_sds = [v.name for v in definition.variables() if v.role == "group_sd"]
-        sds = np.stack([draws[name] for name in group_sds], axis=-1)
+        draws, logits, sds, n_div = self._sample(definition, X, y_enc, codes, weights, encoder)
         self._finish_fit(
-            idata,
+            self.idata_,
             X.shape[0],
             lambda r: grouped_pointwise_log_likelihood(
                 flatten_chains(draws), X[r], y_enc[r], codes[r], spec
             ),
-            {"group_sd": sds, "proba": proba[..., 1:]},
+            {"group_sd": sds, "proba": logits_to_proba(logits)[..., 1:]},
             n_div,
         )
-
-    def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
-        """MvNormal priors from the fitted group distribution (see
-        :func:`skhbnn.priors.informed_prior`), for :class:`BayesianMLPClassifier`.
-
-        Parameters
-        ----------
-        align : {"draws", "chains", "none"}, default="draws"
-            Map the hidden units of every posterior draw (or only of every
-            chain) onto one labelling before pooling them; see
-            :mod:`skhbnn.alignment`.
-        joint : bool, default=False
-            One MvNormal over all weights, keeping cross-layer correlations,
-            instead of one per weight matrix / bias vector.
-        """
-        check_is_fitted(self)
-        spec = self.network_
-        names = spec.param_shapes()
-        draws = self.posterior_draws_
-        weights = getattr(self, "chain_weights_", None)
-        if weights is not None:  # chains stacking left out carry no population
-            draws = {k: v[np.asarray(weights) > 0] for k, v in draws.items()}
-        means = {n: draws[f"{n}_mu"] for n in names}
-        sds = {n: _group_sd(draws, n, spec) for n in names}
-        return informed_prior(means, sds, spec, align=align, joint=joint)
 
     def group_mean_network(self) -> BayesianMLPClassifier:
         """A fitted :class:`BayesianMLPClassifier` predicting with the posterior
         draws of the group-mean weights ``w{l}_mu`` / ``b{l}_mu`` (the post's
         "decision surface of the group weights"; the prior network of
         :class:`~skhbnn.InformedPriorTransfer`)."""
-        check_is_fitted(self)
-        spec = self.network_
-        mu = {name: self.posterior_draws_[f"{name}_mu"] for name in spec.param_shapes()}
         return BayesianMLPClassifier._from_draws(
-            mu, spec, self.classes_, chain_weights=getattr(self, "chain_weights_", None)
+            self._group_mean_draws(), self.network_, self.classes_,
+            chain_weights=getattr(self, "chain_weights_", None),
         )
 
     # ----------------------------------------------------------- predict
-    def group_params(self, group=None) -> dict:
-        """Posterior draws of one group's weights, shape ``(n_draws, ...)``.
-
-        ``group=None`` gives draws of the population predictive: for each
-        posterior draw, weights of a new group drawn from that draw's group
-        distribution (fixed random numbers, so predictions are deterministic).
-        """
-        draws = flatten_chains(self.posterior_draws_)
-        spec = self.network_
-        if group is not None:
-            code = self._encoder.transform(np.array([group], dtype=object))[0]
-            if code < 0:
-                raise ValueError(f"group {group!r} was not seen in fit.")
-            return {k: draws[k][:, code] for k in spec.param_shapes()}
-        rng = np.random.default_rng(self._prediction_seed)
-        out = {}
-        for name in spec.param_shapes():
-            mu = draws[f"{name}_mu"]
-            sd = _group_sd(draws, name, spec).reshape((-1,) + (1,) * (mu.ndim - 1))
-            out[name] = mu + sd * rng.standard_normal(mu.shape)
-        return out
-
     def _moments(self, X, groups, log=False):
         """``(mean, std)`` (and the log of the mean with ``log=True``) of every
         row under its group's network (the population predictive for groups
         not seen in fit)."""
-        X, groups = resolve_groups(X, groups, self.group_column)
-        X = self._check_fitted_X(X)
-        codes = self._group_codes(groups, X.shape[0])
+        X, parts = self._rows_by_group(X, groups)
         draws = flatten_chains(self.posterior_draws_)
-        names = list(self.network_.param_shapes())
         shape = (X.shape[0], len(self.classes_))
         out = [np.empty(shape) for _ in range(3 if log else 2)]
         weights = self._draw_weights()
-        for code in np.unique(codes):
-            rows = codes == code
-            if code < 0:
-                params = self.group_params(None)
-            else:
-                params = {k: draws[k][:, code] for k in names}
+        for rows, code in parts:
             stats = posterior_moments(
-                params, X[rows], self.network_, n_jobs=self.n_jobs, log=log, weights=weights
+                self._params_of(code, draws), X[rows], self.network_, n_jobs=self.n_jobs,
+                log=log, weights=weights,
             )
             for target, value in zip(out, stats):
                 target[rows] = value

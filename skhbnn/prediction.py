@@ -62,8 +62,11 @@ def _log_probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=None,
-                      log: bool = False, weights=None):
+                      log: bool = False, weights=None, output: str = "proba"):
     """Posterior mean and sd of class probabilities, in one chunked pass.
+
+    ``output="value"``: of the network's outputs themselves (a regression's
+    mean function), shape ``(n, n_outputs)``; ``log`` does not apply.
 
     ``params`` hold draws with a leading draw axis: ``w{l}`` of shape
     ``(S, in, out)``.  Returns two float64 arrays of shape
@@ -121,7 +124,7 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
             if w is not None:
                 log_p += np.log(w)[:, None, None]
             c_lse = logsumexp(log_p, axis=0).T
-        p = _probabilities(logits, spec)
+        p = logits if output == "value" else _probabilities(logits, spec)
         if w is None:
             c_mean = p.mean(axis=0, dtype=np.float64)  # (k, r)
             dev = p - c_mean.astype(p.dtype)
@@ -151,6 +154,8 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
             if log:
                 lse[rows] = np.logaddexp(lse[rows], c_lse)
     std = np.sqrt(np.maximum(m2 / cum[-1], 0.0))
+    if output == "value":
+        return mean, std
     if spec.n_outputs == 1:
         # P(class 0) = 1 - P(class 1) has the same sd.
         mean, std = np.column_stack([1.0 - mean[:, 0], mean[:, 0]]), np.repeat(std, 2, axis=1)
@@ -161,15 +166,19 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     return mean, std, log_mean
 
 
-def pointwise_log_likelihood(params: dict, X: np.ndarray, y: np.ndarray, spec: NetworkSpec):
+def pointwise_log_likelihood(params: dict, X: np.ndarray, y: np.ndarray, spec: NetworkSpec,
+                             sigma=None):
     """``log p(y_i | x_i, theta_s)``, shape ``(S, n)``, float64 throughout.
 
     ``params`` hold ``w{l}`` / ``b{l}`` draws with a leading draw axis; ``y``
-    the encoded labels ``0 .. n_classes - 1`` of the rows of ``X``.
+    the encoded labels ``0 .. n_classes - 1`` of the rows of ``X``, or with
+    ``sigma`` (the noise sd of each draw, shape ``(S,)``) a regression's
+    targets, on the scale the network was fitted on.
     """
     n_draws = next(iter(params.values())).shape[0]
     X_t = np.asarray(X, dtype=np.float64).T
-    y = np.asarray(y, dtype=np.intp)
+    regression = sigma is not None
+    y = np.asarray(y, dtype=np.float64 if regression else np.intp)
     n = X_t.shape[1]
     out = np.empty((n_draws, n))
     width = max(spec.layer_sizes[1:])
@@ -177,17 +186,28 @@ def pointwise_log_likelihood(params: dict, X: np.ndarray, y: np.ndarray, spec: N
     names = spec.param_shapes()
     for d0 in range(0, n_draws, per_chunk):
         chunk = {k: np.asarray(params[k][d0 : d0 + per_chunk], np.float64) for k in names}
-        logp = _log_probabilities(forward(chunk, X_t, spec, units_major=True))  # (S, k, n)
+        outputs = forward(chunk, X_t, spec, units_major=True)  # (S, k, n)
+        if regression:
+            s = np.asarray(sigma, dtype=np.float64)[d0 : d0 + per_chunk, None]
+            z = (y[None, :] - outputs[:, 0]) / s
+            out[d0 : d0 + per_chunk] = -0.5 * z**2 - np.log(s) - _HALF_LOG_2PI
+            continue
+        logp = _log_probabilities(outputs)
         out[d0 : d0 + per_chunk] = np.take_along_axis(logp, y[None, None, :], axis=1)[:, 0]
     return out
 
 
-def grouped_pointwise_log_likelihood(params: dict, X, y, codes, spec: NetworkSpec):
+_HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+def grouped_pointwise_log_likelihood(params: dict, X, y, codes, spec: NetworkSpec, sigma=None):
     """:func:`pointwise_log_likelihood` of rows under their own group's
-    network: ``params`` hold per-group draws ``(S, n_groups, ...)``."""
+    network: ``params`` hold per-group draws ``(S, n_groups, ...)``; a
+    regression's ``sigma`` is ``(S,)`` or, one per group, ``(S, n_groups)``."""
     out = np.empty((next(iter(params.values())).shape[0], len(y)))
     for code in np.unique(codes):
         rows = codes == code
         group = {k: params[k][:, code] for k in spec.param_shapes()}
-        out[:, rows] = pointwise_log_likelihood(group, X[rows], y[rows], spec)
+        s = None if sigma is None else (sigma if sigma.ndim == 1 else sigma[:, code])
+        out[:, rows] = pointwise_log_likelihood(group, X[rows], y[rows], spec, s)
     return out

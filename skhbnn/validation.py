@@ -46,7 +46,8 @@ _INPUT_HINTS = (
     ),
     (
         "input y contains",
-        "y contains NaN or infinite labels; drop those rows or give them a class label.",
+        "y contains NaN or infinite values; drop those rows, or give them a class label "
+        "(a classifier) or a finite target (a regressor).",
     ),
     (
         "inconsistent numbers of samples",
@@ -65,9 +66,11 @@ _INPUT_HINTS = (
 )
 
 
-def validate_X(est, X, *, reset: bool, y=None):
+def validate_X(est, X, *, reset: bool, y=None, y_numeric: bool = False):
     """``validate_data`` with messages that name the argument and say what to do."""
     kwargs = dict(dtype=np.float64, accept_sparse=False, reset=reset)
+    if y_numeric:
+        kwargs["y_numeric"] = True
     try:
         if y is None:
             return validate_data(est, X, **kwargs)
@@ -97,6 +100,33 @@ def check_training_data(est, X, y):
             "samples of at least 2 classes."
         )
     return X, y_enc.astype(np.int64), classes
+
+
+def check_regression_data(est, X, y):
+    """Validate a regressor's training data; return ``X`` and ``y`` as
+    float64, ``y`` 1-D and finite."""
+    if y is None:
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None."
+        )
+    shape = np.shape(y)
+    if len(shape) == 2 and shape[1] != 1:
+        raise ValueError(
+            f"{type(est).__name__} fits one target, but y has shape {shape}; fit one "
+            "regressor per column, e.g. with sklearn.multioutput.MultiOutputRegressor."
+        )
+    try:
+        X, y = validate_X(est, X, reset=True, y=y, y_numeric=True)
+    except ValueError as exc:
+        if "could not convert" in str(exc).lower() and "y" in str(exc):
+            raise ValueError(f"y must hold numbers for a regressor.\n{exc}") from exc
+        raise
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError(
+            "y contains NaN or infinite values; drop those rows or give them finite targets."
+        )
+    return X, y
 
 
 ZERO_WEIGHTS = "sample_weight is zero for every row; give at least one row a positive weight."
