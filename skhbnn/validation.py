@@ -109,17 +109,15 @@ def check_regression_data(est, X, y):
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
-    shape = np.shape(y)
-    if len(shape) == 2 and shape[1] != 1:
-        raise ValueError(
-            f"{type(est).__name__} fits one target, but y has shape {shape}; fit one "
-            "regressor per column, e.g. with sklearn.multioutput.MultiOutputRegressor."
-        )
     try:
         X, y = validate_X(est, X, reset=True, y=y, y_numeric=True)
     except ValueError as exc:
-        if "could not convert" in str(exc).lower() and "y" in str(exc):
-            raise ValueError(f"y must hold numbers for a regressor.\n{exc}") from exc
+        if "1d array" in str(exc):  # scikit-learn's words for a 2-D y
+            raise ValueError(
+                f"{type(est).__name__} fits one target, but y is 2-D; fit one regressor "
+                "per column, e.g. with sklearn.multioutput.MultiOutputRegressor.\n"
+                f"{exc}"
+            ) from exc
         raise
     y = np.asarray(y, dtype=np.float64)
     if not np.all(np.isfinite(y)):

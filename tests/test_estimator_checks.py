@@ -4,7 +4,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skhbnn import (
     BayesianMLPClassifier,
+    BayesianMLPRegressor,
     HierarchicalBayesianMLPClassifier,
+    HierarchicalBayesianMLPRegressor,
     InformedPriorTransfer,
 )
 from skhbnn._base import EXPECTED_FAILED_CHECKS
@@ -20,7 +22,12 @@ def _expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [BayesianMLPClassifier(**SMALL), HierarchicalBayesianMLPClassifier(**SMALL)],
+    [
+        BayesianMLPClassifier(**SMALL),
+        HierarchicalBayesianMLPClassifier(**SMALL),
+        BayesianMLPRegressor(**SMALL),
+        HierarchicalBayesianMLPRegressor(**SMALL),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
