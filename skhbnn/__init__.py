@@ -12,7 +12,7 @@ from .network import NetworkSpec
 from .persistence import load
 from .priors import MvNormalPrior, informed_prior
 from .regressors import BayesianMLPRegressor, HierarchicalBayesianMLPRegressor
-from .transfer import InformedPriorTransfer
+from .transfer import InformedPriorTransfer, InformedPriorTransferRegressor
 
 __all__ = [
     "BayesianMLPClassifier",
@@ -20,6 +20,7 @@ __all__ = [
     "HierarchicalBayesianMLPClassifier",
     "HierarchicalBayesianMLPRegressor",
     "InformedPriorTransfer",
+    "InformedPriorTransferRegressor",
     "MvNormalPrior",
     "NetworkSpec",
     "__version__",

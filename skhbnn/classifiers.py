@@ -175,6 +175,11 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         spec = self._network_spec(X.shape[1], 1 if len(classes) == 2 else len(classes))
         if self.prior is not None:
             self.prior.validate(spec)
+            if getattr(self.prior, "target_scale", None) is not None:
+                raise ValueError(
+                    "prior was built from a regressor (it has a target_scale); a "
+                    "classifier needs a prior from a hierarchical classifier."
+                )
         seed = self._new_seed(self.random_state)
         definition = FlatModel(spec, prior_sd=self.prior_sd, prior=self.prior)
         idata, draws, n_div = self._infer(definition, seed, X, y_enc, None, weights)

@@ -107,7 +107,9 @@ class HierarchicalMixin:
             draws = {k: v[np.asarray(weights) > 0] for k, v in draws.items()}
         means = {n: draws[f"{n}_mu"] for n in names}
         sds = {n: _group_sd(draws, n, spec) for n in names}
-        return informed_prior(means, sds, spec, align=align, joint=joint)
+        # a regressor's weights are on its standardised y: the prior says so
+        target = (self.y_mean_, self.y_scale_) if hasattr(self, "y_scale_") else None
+        return informed_prior(means, sds, spec, align=align, joint=joint, target_scale=target)
 
     def _group_mean_draws(self) -> dict:
         check_is_fitted(self)

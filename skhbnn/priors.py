@@ -35,6 +35,12 @@ class MvNormalPrior:
     layer_sizes : tuple of int, optional
         ``(n_features, *hidden, n_outputs)`` of the network the prior was built
         for; used to give a clear error when it is applied to another network.
+    target_scale : (float, float), optional
+        For a regressor's prior: ``(y_mean, y_scale)``, the standardisation of
+        ``y`` its weights are on.  A :class:`~skhbnn.BayesianMLPRegressor`
+        fitted under it models ``(y - y_mean) / y_scale`` instead of
+        standardising ``y`` by its own rows, so the prior means what it
+        meant in the model it came from.  ``None`` for a classifier's prior.
 
     Notes
     -----
@@ -46,6 +52,7 @@ class MvNormalPrior:
     means: dict[str, np.ndarray]
     covs: dict[str, np.ndarray]
     layer_sizes: tuple[int, ...] | None = None
+    target_scale: tuple[float, float] | None = None
     _chol: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def blocks(self, spec: NetworkSpec) -> dict[str, list[str]]:
@@ -113,6 +120,7 @@ def informed_prior(
     spec: NetworkSpec,
     align="draws",
     joint: bool = False,
+    target_scale=None,
 ) -> MvNormalPrior:
     """MvNormal priors from the group distribution of a hierarchical posterior.
 
@@ -141,6 +149,8 @@ def informed_prior(
     joint : bool
         One MvNormal over all parameters (keeps cross-layer correlations of
         the group means) instead of one per parameter as in the seed.
+    target_scale : (float, float), optional
+        A regression's ``(y_mean, y_scale)`` (see :class:`MvNormalPrior`).
     """
     group_means = _align(group_means, spec, align)
     names = list(spec.param_shapes())
@@ -157,4 +167,8 @@ def informed_prior(
         cov = np.atleast_2d(np.cov(flat, rowvar=False, bias=True)) + np.diag(sigma2)
         means[block] = flat.mean(axis=0)
         covs[block] = (cov + cov.T) / 2.0
-    return MvNormalPrior(means=means, covs=covs, layer_sizes=spec.layer_sizes)
+    if target_scale is not None:
+        target_scale = (float(target_scale[0]), float(target_scale[1]))
+    return MvNormalPrior(
+        means=means, covs=covs, layer_sizes=spec.layer_sizes, target_scale=target_scale
+    )

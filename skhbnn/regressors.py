@@ -46,15 +46,21 @@ class _BaseRegressor(RegressorMixin, BaseBayesianMLP):
 
     def _standardise(self, X, y, sample_weight):
         """Validated ``X``, the standardised target and the row weights;
-        sets ``y_mean_`` and ``y_scale_`` (weighted when ``sample_weight`` is
-        given; a constant ``y`` keeps scale 1)."""
+        sets ``y_mean_`` and ``y_scale_``: those of an informed prior that
+        names them (``MvNormalPrior.target_scale``), else ``y``'s own mean
+        and sd (weighted when ``sample_weight`` is given; a constant ``y``
+        keeps scale 1)."""
         X, y = check_regression_data(self, X, y)
         weights = check_sample_weight(sample_weight, X)
-        mean = float(np.average(y, weights=weights))
-        scale = math.sqrt(float(np.average((y - mean) ** 2, weights=weights)))
-        self.y_mean_ = mean
-        self.y_scale_ = scale if scale > 0.0 and math.isfinite(scale) else 1.0
-        return X, (y - mean) / self.y_scale_, weights
+        target = getattr(getattr(self, "prior", None), "target_scale", None)
+        if target is not None:
+            mean, scale = target
+        else:
+            mean = float(np.average(y, weights=weights))
+            scale = math.sqrt(float(np.average((y - mean) ** 2, weights=weights)))
+        self.y_mean_ = float(mean)
+        self.y_scale_ = float(scale) if scale > 0.0 and math.isfinite(scale) else 1.0
+        return X, (y - self.y_mean_) / self.y_scale_, weights
 
     def _log_likelihood(self, values: np.ndarray) -> np.ndarray:
         """Pointwise log-likelihood of the standardised target, in ``y``'s units."""

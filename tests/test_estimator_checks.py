@@ -8,6 +8,7 @@ from skhbnn import (
     HierarchicalBayesianMLPClassifier,
     HierarchicalBayesianMLPRegressor,
     InformedPriorTransfer,
+    InformedPriorTransferRegressor,
 )
 from skhbnn._base import EXPECTED_FAILED_CHECKS
 
@@ -35,7 +36,12 @@ def test_sklearn_compatible(estimator, check):
 
 
 @parametrize_with_checks(
-    [InformedPriorTransfer(HierarchicalBayesianMLPClassifier(hidden_layer_sizes=(3,), **SMALL))],
+    [
+        InformedPriorTransfer(HierarchicalBayesianMLPClassifier(hidden_layer_sizes=(3,), **SMALL)),
+        InformedPriorTransferRegressor(
+            HierarchicalBayesianMLPRegressor(hidden_layer_sizes=(3,), **SMALL)
+        ),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_transfer_sklearn_compatible(estimator, check):
