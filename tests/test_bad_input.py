@@ -186,7 +186,7 @@ BAD_Y = {
         ValueError,
         r"y contains only one class .*needs samples of at least 2 classes",
     ),
-    "y-nan": (_y_nan, ValueError, r"y contains NaN or infinite labels; drop those rows"),
+    "y-nan": (_y_nan, ValueError, r"y contains NaN or infinite values; drop those rows"),
     "y-too-short": (
         lambda y: y[:-1],
         ValueError,
