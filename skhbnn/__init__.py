@@ -11,7 +11,8 @@ from .inference import clear_compile_cache
 from .network import NetworkSpec
 from .persistence import load
 from .priors import MvNormalPrior, informed_prior
-from .regressors import BayesianMLPRegressor, HierarchicalBayesianMLPRegressor
+from .hierarchical_regressor import HierarchicalBayesianMLPRegressor
+from .regressors import BayesianMLPRegressor
 from .transfer import InformedPriorTransfer, InformedPriorTransferRegressor
 
 __all__ = [

@@ -202,7 +202,7 @@ def make_grouped_regression(
     n_groups: int = 30,
     n_samples: int = 40,
     *,
-    n_features: int = 2,
+    n_features: int = 1,
     noise: float = 0.3,
     group_sd: float = 0.4,
     random_state=None,
@@ -222,7 +222,7 @@ def make_grouped_regression(
     n_groups : int, default=30
     n_samples : int, default=40
         Points per group.
-    n_features : int, default=2
+    n_features : int, default=1
     noise : float, default=0.3
         Sd of the observation noise.
     group_sd : float, default=0.4

@@ -20,7 +20,8 @@ from .validation import (
 from .alignment import ALIGN_OPTIONS
 from .classifiers import BayesianMLPClassifier
 from .hierarchical import HierarchicalBayesianMLPClassifier
-from .regressors import BayesianMLPRegressor, HierarchicalBayesianMLPRegressor
+from .hierarchical_regressor import HierarchicalBayesianMLPRegressor
+from .regressors import BayesianMLPRegressor
 from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
 from .registry import register_estimator
 
@@ -330,8 +331,6 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
 
 
 
-_REGRESSOR_SHARED = _shared_params(BayesianMLPRegressor, HierarchicalBayesianMLPRegressor)
-
 
 @register_estimator(
     fitted=(
@@ -342,12 +341,9 @@ _REGRESSOR_SHARED = _shared_params(BayesianMLPRegressor, HierarchicalBayesianMLP
 class InformedPriorTransferRegressor(RegressorMixin, _BaseTransfer):
     """The regression twin of :class:`InformedPriorTransfer` (as scikit-learn
     pairs ``VotingClassifier`` with ``VotingRegressor``): a
-    :class:`HierarchicalBayesianMLPRegressor`, its informed prior, one
+    :class:`HierarchicalBayesianMLPRegressor`, its informed prior (which
+    carries the standardisation of ``y``, ``MvNormalPrior.target_scale``), one
     :class:`BayesianMLPRegressor` per group under that prior.
-
-    The prior carries the hierarchical model's standardisation of ``y``
-    (``MvNormalPrior.target_scale``), so every flat regressor models ``y`` on
-    the scale the prior's weights were learned on.
 
     Parameters
     ----------
@@ -369,10 +365,9 @@ class InformedPriorTransferRegressor(RegressorMixin, _BaseTransfer):
         Predicts from the hierarchical group-mean weights.
     groups_, n_features_in_, feature_names_in_
     """
-
     _hierarchical_class = HierarchicalBayesianMLPRegressor
     _flat_class = BayesianMLPRegressor
-    _shared = _REGRESSOR_SHARED
+    _shared = _shared_params(BayesianMLPRegressor, HierarchicalBayesianMLPRegressor)
 
     def __init__(
         self,

@@ -55,7 +55,7 @@ def flat(curve):
 
 @pytest.fixture(scope="module")
 def grouped():
-    X, y, g = make_grouped_regression(n_groups=5, n_samples=24, random_state=1)
+    X, y, g = make_grouped_regression(n_groups=5, n_samples=24, n_features=2, random_state=1)
     labels = np.array(["a", "b", "c", "d", "e"], dtype=object)[g]
     return X, 10 * y - 3, labels
 
@@ -299,5 +299,5 @@ def test_bad_y_fails_before_sampling(cls, case, curve, monkeypatch):
 def test_hierarchical_classifier_unchanged_by_the_shared_machinery():
     """The refactoring that shares groups between classifier and regressor
     kept the classifier's attributes."""
-    assert issubclass(HierarchicalBayesianMLPClassifier, skhbnn.hierarchical.HierarchicalMixin)
+    assert issubclass(HierarchicalBayesianMLPClassifier, skhbnn.grouped.HierarchicalMixin)
     assert not hasattr(HierarchicalBayesianMLPRegressor, "predict_proba")

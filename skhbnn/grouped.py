@@ -1,0 +1,140 @@
+"""What the hierarchical estimators (classifier and regressor) share: groups,
+the model definition, per-group draws, the population predictive and the
+informed prior."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import _N_DIAGNOSTIC_ROWS
+from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
+from .models import HierarchicalModel
+from .models.hierarchical import group_sd_name
+from .network import forward
+from .prediction import flatten_chains
+from .priors import MvNormalPrior, informed_prior
+
+
+def _group_sd(draws: dict, param: str, spec) -> np.ndarray:
+    """Draws of the group sd that scales ``param``.  Fits saved by skhbnn
+    0.1.0 have one sd per layer (``sd{l}``), biases included."""
+    layer = spec.layer_of(param)
+    name = group_sd_name(param, layer)
+    return draws[name] if name in draws else draws[f"sd{layer}"]
+
+
+class HierarchicalMixin:
+    """What the hierarchical classifier and regressor share: groups, the
+    model definition, the per-group draws and the population predictive.
+    ``_flat_class`` is the flat twin (``group_mean_network``)."""
+
+    _flat_class: type
+
+    def _encode_groups(self, groups, n_rows: int):
+        """``(encoder, codes)`` of the training rows' groups (``None``: one)."""
+        if groups is None:  # one group: the plain-estimator case
+            groups = np.zeros(n_rows, dtype=object)
+        groups = check_groups(groups, n_rows)
+        encoder = GroupEncoder().fit(groups)
+        return encoder, encoder.transform(groups)
+
+    def _definition(self, spec, n_groups: int, **likelihood) -> HierarchicalModel:
+        return HierarchicalModel(
+            spec, n_groups, prior_sd=self.prior_sd, group_sd_prior=self.group_sd_prior,
+            bias_group_sd_prior=self.bias_group_sd_prior, **likelihood,
+        )
+
+    def _sample(self, definition, X, y, codes, weights, encoder):
+        """Sample and store the posterior; return the draws, the diagnostic
+        rows' network outputs under their own group's weights ``(C, S,
+        rows, n_outputs)`` and the group sds ``(C, S, n_sd)``."""
+        spec = definition.spec
+        seed = self._new_seed(self.random_state)
+        idata, draws, n_div = self._infer(definition, seed, X, y, codes, weights)
+        self.groups_ = encoder.classes_
+        self._encoder = encoder
+        self.network_ = spec
+        self.idata_ = idata
+        self.posterior_draws_ = draws
+        self._prediction_seed = seed
+        rows = np.arange(min(_N_DIAGNOSTIC_ROWS, X.shape[0]))
+        params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
+        outputs = forward(params, X[rows][:, None, :], spec)[..., 0, :]
+        group_sds = [v.name for v in definition.variables() if v.role == "group_sd"]
+        sds = np.stack([draws[name] for name in group_sds], axis=-1)
+        return draws, outputs, sds, n_div
+
+    def _group_codes(self, groups, n_samples: int) -> np.ndarray:
+        """Integer codes of fitted groups; -1 for groups never seen in fit."""
+        fix = "new_groups='population'" if self.new_groups == "error" else None
+        return group_codes(self._encoder, groups, n_samples, new_groups_fix=fix)
+
+    def _rows_by_group(self, X, groups):
+        """Validated ``X`` and ``[(rows, code)]`` per group present (code -1:
+        groups not seen in fit)."""
+        X, groups = resolve_groups(X, groups, self.group_column)
+        X = self._check_fitted_X(X)
+        codes = self._group_codes(groups, X.shape[0])
+        return X, [(codes == code, code) for code in np.unique(codes)]
+
+    def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
+        """MvNormal priors from the fitted group distribution (see
+        :func:`skhbnn.priors.informed_prior`), for the flat estimator's
+        ``prior``.
+
+        Parameters
+        ----------
+        align : {"draws", "chains", "none"}, default="draws"
+            Map the hidden units of every posterior draw (or only of every
+            chain) onto one labelling before pooling them; see
+            :mod:`skhbnn.alignment`.
+        joint : bool, default=False
+            One MvNormal over all weights, keeping cross-layer correlations,
+            instead of one per weight matrix / bias vector.
+        """
+        check_is_fitted(self)
+        spec = self.network_
+        names = spec.param_shapes()
+        draws = self.posterior_draws_
+        weights = getattr(self, "chain_weights_", None)
+        if weights is not None:  # chains stacking left out carry no population
+            draws = {k: v[np.asarray(weights) > 0] for k, v in draws.items()}
+        means = {n: draws[f"{n}_mu"] for n in names}
+        sds = {n: _group_sd(draws, n, spec) for n in names}
+        # a regressor's weights are on its standardised y: the prior says so
+        target = (self.y_mean_, self.y_scale_) if hasattr(self, "y_scale_") else None
+        return informed_prior(means, sds, spec, align=align, joint=joint, target_scale=target)
+
+    def _group_mean_draws(self) -> dict:
+        check_is_fitted(self)
+        return {name: self.posterior_draws_[f"{name}_mu"] for name in self.network_.param_shapes()}
+
+    def group_params(self, group=None) -> dict:
+        """Posterior draws of one group's weights, shape ``(n_draws, ...)``.
+
+        ``group=None`` gives draws of the population predictive: for each
+        posterior draw, weights of a new group drawn from that draw's group
+        distribution (fixed random numbers, so predictions are deterministic).
+        """
+        draws = flatten_chains(self.posterior_draws_)
+        spec = self.network_
+        if group is not None:
+            code = self._encoder.transform(np.array([group], dtype=object))[0]
+            if code < 0:
+                raise ValueError(f"group {group!r} was not seen in fit.")
+            return {k: draws[k][:, code] for k in spec.param_shapes()}
+        rng = np.random.default_rng(self._prediction_seed)
+        out = {}
+        for name in spec.param_shapes():
+            mu = draws[f"{name}_mu"]
+            sd = _group_sd(draws, name, spec).reshape((-1,) + (1,) * (mu.ndim - 1))
+            out[name] = mu + sd * rng.standard_normal(mu.shape)
+        return out
+
+    def _params_of(self, code: int, draws: dict) -> dict:
+        """One group's flattened weight draws; the population predictive's for
+        code -1."""
+        if code < 0:
+            return self.group_params(None)
+        return {k: draws[k][:, code] for k in self.network_.param_shapes()}
