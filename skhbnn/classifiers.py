@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import HasMethods
 
-from ._base import _N_DIAGNOSTIC_ROWS, BaseBayesianMLP, store_params
+from ._base import BaseBayesianMLP, diagnostic_rows, store_params
 from .models import FlatModel
 from .network import forward, logits_to_proba
 from .prediction import flatten_chains, pointwise_log_likelihood, posterior_moments
@@ -187,7 +187,7 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         self.network_ = spec
         self.idata_ = idata
         self.posterior_draws_ = draws
-        proba = logits_to_proba(forward(draws, X[:_N_DIAGNOSTIC_ROWS], spec))
+        proba = logits_to_proba(forward(draws, X[diagnostic_rows(X.shape[0])], spec))
         self._finish_fit(
             idata,
             X.shape[0],

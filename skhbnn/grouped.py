@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _N_DIAGNOSTIC_ROWS
+from ._base import diagnostic_rows
 from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
 from .models import HierarchicalModel
 from .models.hierarchical import group_sd_name
@@ -47,8 +47,10 @@ class HierarchicalMixin:
 
     def _sample(self, definition, X, y, codes, weights, encoder):
         """Sample and store the posterior; return the draws, the diagnostic
-        rows' network outputs under their own group's weights ``(C, S,
-        rows, n_outputs)`` and the group sds ``(C, S, n_sd)``."""
+        rows' network outputs under their own group's weights and under the
+        population predictive's (a new group's) weights, each ``(C, S,
+        rows, n_outputs)``, the group sds ``(C, S, n_sd)`` and the
+        divergences."""
         spec = definition.spec
         seed = self._new_seed(self.random_state)
         idata, draws, n_div = self._infer(definition, seed, X, y, codes, weights)
@@ -58,12 +60,15 @@ class HierarchicalMixin:
         self.idata_ = idata
         self.posterior_draws_ = draws
         self._prediction_seed = seed
-        rows = np.arange(min(_N_DIAGNOSTIC_ROWS, X.shape[0]))
+        rows = diagnostic_rows(X.shape[0])
         params = {k: draws[k][:, :, codes[rows]] for k in spec.param_shapes()}
         outputs = forward(params, X[rows][:, None, :], spec)[..., 0, :]
+        chains = next(iter(draws.values())).shape[:2]
+        new = {k: v.reshape(*chains, *v.shape[1:]) for k, v in self.group_params(None).items()}
+        population = forward(new, X[rows], spec)
         group_sds = [v.name for v in definition.variables() if v.role == "group_sd"]
         sds = np.stack([draws[name] for name in group_sds], axis=-1)
-        return draws, outputs, sds, n_div
+        return draws, (outputs, population), sds, n_div
 
     def _group_codes(self, groups, n_samples: int) -> np.ndarray:
         """Integer codes of fitted groups; -1 for groups never seen in fit."""

@@ -195,14 +195,20 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         spec = self._network_spec(X.shape[1], 1 if len(classes) == 2 else len(classes))
         definition = self._definition(spec, len(encoder.classes_))
         self.classes_ = classes
-        draws, logits, sds, n_div = self._sample(definition, X, y_enc, codes, weights, encoder)
+        draws, (logits, new), sds, n_div = self._sample(
+            definition, X, y_enc, codes, weights, encoder
+        )
         self._finish_fit(
             self.idata_,
             X.shape[0],
             lambda r: grouped_pointwise_log_likelihood(
                 flatten_chains(draws), X[r], y_enc[r], codes[r], spec
             ),
-            {"group_sd": sds, "proba": logits_to_proba(logits)[..., 1:]},
+            {
+                "group_sd": sds,
+                "proba": logits_to_proba(logits)[..., 1:],
+                "population": logits_to_proba(new)[..., 1:],
+            },
             n_div,
         )
 

@@ -154,9 +154,15 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
             spec, len(encoder.classes_), likelihood="normal", noise_prior=self.noise_prior,
             group_noise=bool(self.group_noise),
         )
-        draws, outputs, sds, n_div = self._sample(definition, X, y_std, codes, weights, encoder)
+        draws, (outputs, new), sds, n_div = self._sample(
+            definition, X, y_std, codes, weights, encoder
+        )
         flat = flatten_chains(draws)
-        invariants = {"group_sd": sds, **self._invariants(outputs[..., 0], draws["sigma"])}
+        invariants = {
+            "group_sd": sds,
+            **self._invariants(outputs[..., 0], draws["sigma"]),
+            "population": new[..., 0],
+        }
         self._finish_fit(
             self.idata_,
             X.shape[0],

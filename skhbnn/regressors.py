@@ -20,7 +20,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 
-from ._base import _N_DIAGNOSTIC_ROWS, BaseBayesianMLP, store_params
+from ._base import BaseBayesianMLP, diagnostic_rows, store_params
 from .classifiers import _FLAT_FITTED
 from .models import FlatModel
 from .network import forward
@@ -253,7 +253,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         self.idata_ = idata
         self.posterior_draws_ = draws
         flat = flatten_chains(draws)
-        outputs = forward(draws, X[:_N_DIAGNOSTIC_ROWS], spec)[..., 0]
+        outputs = forward(draws, X[diagnostic_rows(X.shape[0])], spec)[..., 0]
         self._finish_fit(
             idata,
             X.shape[0],

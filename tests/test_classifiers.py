@@ -167,17 +167,18 @@ def test_advi(binary_data):
 def test_diagnostics_are_on_invariant_quantities(hier):
     diag = hier.diagnostics_
     assert set(diag) >= {"divergences", "max_rhat", "min_ess", "rhat", "ess"}
-    assert set(diag["rhat"]) <= {"group_sd", "proba"}
+    assert set(diag["rhat"]) <= {"group_sd", "proba", "population"}
+    assert set(diag["ess"]) == {"group_sd", "proba", "population"}
 
 
 def test_bad_diagnostics_warn_with_advice():
-    diag = {"divergences": 3, "rhat": {"group_sd": 1.4}, "ess": {}}
+    diag = {"divergences": 3, "rhat": {"population": 1.4}, "ess": {}}
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         warn_if_unreliable(diag, "Est")
     msgs = [str(w.message) for w in rec if issubclass(w.category, ConvergenceWarning)]
     assert len(msgs) == 1
-    assert "target_accept" in msgs[0] and "R-hat" in msgs[0] and "group_sd" in msgs[0]
+    assert "target_accept" in msgs[0] and "R-hat" in msgs[0] and "population" in msgs[0]
 
 
 def test_not_fitted():

@@ -379,7 +379,10 @@ def _diag(divergences=0, **rhat):
     [
         (_diag(divergences=7), r"7 divergent transitions \(try target_accept=0\.95"),
         (_diag(proba=1.4), r"R-hat above 1\.05 .*proba: 1\.40.*more tune and draws"),
-        (_diag(group_sd=2.0, proba=1.01), r"group_sd: 2\.00"),
+        # the group sds are structural: reported, not judged; new groups'
+        # predictions (the population predictive) are
+        (_diag(group_sd=2.0, proba=1.01), None),
+        (_diag(group_sd=1.01, population=2.0), r"population: 2\.00"),
         (_diag(divergences=1, proba=3.0), r"divergent transitions.*; R-hat above"),
         (_diag(proba=float("inf")), r"R-hat above"),
         (_diag(), None),
@@ -390,7 +393,8 @@ def _diag(divergences=0, **rhat):
         ({**_diag(divergences=30), "divergence_rate": 0.015}, r"30 divergent transitions \(1\.5% of"),
         ({**_diag(), "n_draws": 20}, r"20 draws per chain are too few"),
         ({**_diag(), "within_mode_rhat": 1.2}, r"not mixed within their mode \(split R-hat 1\.20"),
-        ({**_diag(), "ess": {"group_sd": 12.0, "proba": 400.0}}, r"effective sample size below 100 \(group_sd: 12;"),
+        ({**_diag(), "ess": {"group_sd": 12.0, "proba": 400.0}}, None),
+        ({**_diag(), "ess": {"population": 12.0, "proba": 400.0}}, r"effective sample size below 100 \(population: 12;"),
         # chains in different modes: a warning when averaged, none when stacked
         ({**_diag(proba=1.3), "combination": "equal"}, r"different modes and were averaged"),
         ({**_diag(proba=1.3), "combination": "stacking"}, None),
@@ -404,6 +408,23 @@ def test_warn_if_unreliable(diag, match):
         assert len(messages) == 1
         assert messages[0].startswith("Est: the posterior may be unreliable")
         assert re.search(match, messages[0])
+
+
+def test_structural_quantities_are_reported_but_not_judged():
+    """Slowly mixing group sds next to well-mixed predictions: reported in
+    ``ess`` / ``rhat`` / ``within_rhat``, left out of the worst values and
+    the warning."""
+    rng = np.random.default_rng(1)
+    good = rng.normal(size=(2, 200, 3))
+    stuck = np.cumsum(rng.normal(size=(2, 200, 2)), axis=1)  # random walks
+    diag = invariant_diagnostics({"group_sd": stuck, "proba": good}, 0)
+    assert diag["within_rhat"]["group_sd"] > 1.1 and diag["ess"]["group_sd"] < 100
+    assert diag["within_mode_rhat"] == diag["within_rhat"]["proba"] < RHAT_THRESHOLD
+    assert diag["min_ess"] == diag["ess"]["proba"] > 100
+    assert _caught(lambda: warn_if_unreliable(diag, "Est")) == []
+    worse = invariant_diagnostics({"population": stuck, "proba": good}, 0)
+    assert worse["within_mode_rhat"] > 1.1
+    assert len(_caught(lambda: warn_if_unreliable(worse, "Est"))) == 1
 
 
 def test_disagreeing_chains_warn_and_agreeing_chains_do_not():

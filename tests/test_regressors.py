@@ -167,7 +167,7 @@ def test_hierarchical_predicts_groups_and_new_groups(hier, grouped):
     assert np.all(new_std > std[:10])
     assert hier.sample_y(X[:4], g[:4], n_samples=3).shape == (4, 3)
     assert list(hier.groups_) == ["a", "b", "c", "d", "e"]
-    assert set(hier.diagnostics_["ess"]) == {"group_sd", "mean", "noise"}
+    assert set(hier.diagnostics_["ess"]) == {"group_sd", "mean", "noise", "population"}
 
 
 def test_new_groups_error(grouped):
@@ -252,6 +252,7 @@ def test_save_load_and_pickle(which, request, curve, grouped, tmp_path):
     expected = est.predict(X, return_std=True, **kw)
     restored = skhbnn.load(est.save(tmp_path / "reg.nc"))
     assert type(restored) is type(est)
+    assert set(vars(restored)) == set(vars(est))  # the registry names every attribute
     for got in (restored, pickle.loads(pickle.dumps(est))):
         for a, b in zip(got.predict(X, return_std=True, **kw), expected):
             np.testing.assert_array_equal(a, b)
@@ -294,6 +295,18 @@ def test_bad_y_fails_before_sampling(cls, case, curve, monkeypatch):
     assert "sampling started" not in str(info.value)
     assert time.perf_counter() - start < 1.0
     assert vars(est) == before
+
+
+@pytest.mark.parametrize("cls", [BayesianMLPRegressor, HierarchicalBayesianMLPRegressor])
+def test_advi_fits_a_regressor(cls, grouped):
+    X, y, g = grouped
+    kw = {} if cls is BayesianMLPRegressor else {"groups": g}
+    est = cls(inference="advi", advi_iterations=3000, draws=100, random_state=0,
+              progressbar=False).fit(X, y, **kw)
+    assert est.posterior_draws_["sigma"].shape[:2] == (1, 100)
+    assert est.diagnostics_ is None
+    mean, std = est.predict(X, return_std=True, **kw)
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
 
 
 def test_hierarchical_classifier_unchanged_by_the_shared_machinery():
