@@ -4,11 +4,14 @@ informed prior."""
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import diagnostic_rows
-from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
+from .groups import NEW_GROUP_POLICIES, GroupEncoder, check_groups, group_codes, resolve_groups
 from .models import HierarchicalModel
 from .models.hierarchical import group_sd_name
 from .network import forward
@@ -30,6 +33,14 @@ class HierarchicalMixin:
     ``_flat_class`` is the flat twin (``group_mean_network``)."""
 
     _flat_class: type
+
+    # the constructor parameters every hierarchical estimator adds
+    _group_constraints = {
+        "group_sd_prior": [Interval(Real, 0, None, closed="neither")],
+        "bias_group_sd_prior": [None, Interval(Real, 0, None, closed="neither")],
+        "group_column": [None, str, Integral],
+        "new_groups": [StrOptions(set(NEW_GROUP_POLICIES))],
+    }
 
     def _encode_groups(self, groups, n_rows: int):
         """``(encoder, codes)`` of the training rows' groups (``None``: one)."""

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseBayesianMLP, store_params
 from .classifiers import _FLAT_FITTED, BayesianMLPClassifier
 from .grouped import HierarchicalMixin
-from .groups import NEW_GROUP_POLICIES, resolve_groups
+from .groups import resolve_groups
 from .network import logits_to_proba
 from .prediction import flatten_chains, grouped_pointwise_log_likelihood, posterior_moments
 from .registry import register_estimator
@@ -133,10 +131,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
 
     _parameter_constraints = {
         **BaseBayesianMLP._parameter_constraints,
-        "group_sd_prior": [Interval(Real, 0, None, closed="neither")],
-        "bias_group_sd_prior": [None, Interval(Real, 0, None, closed="neither")],
-        "group_column": [None, str, Integral],
-        "new_groups": [StrOptions(set(NEW_GROUP_POLICIES))],
+        **HierarchicalMixin._group_constraints,
     }
 
     def __init__(

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
 from ._base import BaseBayesianMLP, store_params
 from .grouped import HierarchicalMixin
-from .groups import NEW_GROUP_POLICIES, resolve_groups
+from .groups import resolve_groups
 from .prediction import flatten_chains, grouped_pointwise_log_likelihood
 from .registry import register_estimator
 from .regressors import _REGRESSION_FITTED, BayesianMLPRegressor, _BaseRegressor, _rng
@@ -88,12 +88,9 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
 
     _parameter_constraints = {
         **BaseBayesianMLP._parameter_constraints,
-        "group_sd_prior": [Interval(Real, 0, None, closed="neither")],
-        "bias_group_sd_prior": [None, Interval(Real, 0, None, closed="neither")],
+        **HierarchicalMixin._group_constraints,
         "noise_prior": [Interval(Real, 0, None, closed="neither")],
         "group_noise": ["boolean"],
-        "group_column": [None, str, Integral],
-        "new_groups": [StrOptions(set(NEW_GROUP_POLICIES))],
     }
 
     def __init__(

@@ -28,11 +28,11 @@ from skhbnn import (
     InformedPriorTransferRegressor,
 )
 from skhbnn.datasets import make_grouped_regression
-from skhbnn.models import MODEL_KINDS
 from skhbnn.network import forward
 from skhbnn.prediction import flatten_chains
 
 from .conftest import TINY
+from .test_bad_input import _no_sampling
 
 SMALL = dict(TINY, hidden_layer_sizes=(8,))
 TWO_CHAINS = dict(SMALL, chains=2)
@@ -259,10 +259,6 @@ def test_save_load_and_pickle(which, request, curve, grouped, tmp_path):
 
 
 # ---------------------------------------------------------------- bad y
-def _boom(*args, **kwargs):
-    raise AssertionError("sampling started")
-
-
 BAD_Y = {
     "nan": (lambda y: np.r_[np.nan, y[1:]], r"y contains NaN or infinite values"),
     "inf": (lambda y: np.r_[np.inf, y[1:]], r"y contains NaN or infinite values"),
@@ -278,12 +274,7 @@ BAD_Y = {
                                  InformedPriorTransferRegressor])
 def test_bad_y_fails_before_sampling(cls, case, curve, monkeypatch):
     X, y = curve
-    for module in (skhbnn.inference, skhbnn._base):
-        monkeypatch.setattr(module, "sample_nuts", _boom)
-        monkeypatch.setattr(module, "fit_advi", _boom)
-    for kind in MODEL_KINDS.values():
-        monkeypatch.setattr(kind, "build_pymc", _boom)
-        monkeypatch.setattr(kind, "build_kernel", _boom)
+    _no_sampling(monkeypatch)
     build, match = BAD_Y[case]
     est = cls() if cls is not InformedPriorTransferRegressor else cls(
         HierarchicalBayesianMLPRegressor(**SMALL)
