@@ -107,6 +107,27 @@ def test_priors_are_scale_free(curve):
     np.testing.assert_allclose(sb, 1024 * sa, rtol=1e-12)
 
 
+def test_regressors_sample_on_the_kernel_route_deterministically(grouped, monkeypatch):
+    """The Normal likelihood is in the kernels: the default sampler never
+    falls back to nutpie's PyMC route, and a random_state fixes the fit."""
+    import warnings
+
+    import skhbnn.inference
+
+    def no_pytensor(*args, **kwargs):
+        raise AssertionError("the regressor fell back to the pytensor route")
+
+    monkeypatch.setattr(skhbnn.inference, "_nutpie_pytensor", no_pytensor)
+    X, y, g = grouped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for make, kw in ((BayesianMLPRegressor, {}), (HierarchicalBayesianMLPRegressor, {"groups": g})):
+            a = make(**SMALL).fit(X, y, **kw).predict(X, return_std=True, **kw)
+            b = make(**SMALL).fit(X, y, **kw).predict(X, return_std=True, **kw)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_sample_y_draws_the_posterior_predictive(flat, curve):
     X, _ = curve
     a = flat.sample_y(X[:5], n_samples=4000, random_state=1)
