@@ -260,6 +260,8 @@ def test_transfer_regressor_fits_flat_models_under_the_prior(hier, grouped):
     np.testing.assert_allclose(
         transfer.predict(X[:3], groups=["new"] * 3), transfer.prior_network_.predict(X[:3])
     )
+    restored = pickle.loads(pickle.dumps(transfer))
+    np.testing.assert_array_equal(restored.predict(X, groups=g), transfer.predict(X, groups=g))
 
 
 # ------------------------------------------------------- saving, pickling
