@@ -7,6 +7,9 @@ from sklearn.metrics import log_loss
 
 from skhbnn.datasets import make_grouped_classification, make_rotated_moons
 
+FIXED_REGRESSION_X = [0.4110535042865755, 0.17953273198758746]
+FIXED_REGRESSION_Y = [0.4617402919612392, 0.35505570446686363, -0.48947756543967597]
+
 
 def test_grouped_shapes_and_labels():
     X, y, groups = make_grouped_classification(
@@ -130,3 +133,30 @@ def test_rotated_moons_seed_split():
     X_tr, X_te, _, _, g_tr, _ = make_rotated_moons(random_state=31, split=True)
     assert X_tr.shape == X_te.shape == (900, 2)
     assert np.bincount(g_tr).tolist() == [50] * 18
+
+
+def test_grouped_regression_shapes_and_fixed_draws():
+    from skhbnn.datasets import make_grouped_regression
+
+    X, y, groups = make_grouped_regression(n_groups=5, n_samples=12, n_features=3, random_state=0)
+    assert X.shape == (60, 3) and y.shape == groups.shape == (60,)
+    assert np.all(np.diff(groups) >= 0) and np.bincount(groups).tolist() == [12] * 5
+    assert np.all(np.abs(X) <= 2.0)
+    a = make_grouped_regression(n_groups=3, n_samples=4, random_state=0)
+    b = make_grouped_regression(n_groups=3, n_samples=4, random_state=np.random.RandomState(0))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    # The generator is fixed: benchmarks/bench_regression.py relies on these draws.
+    X1, y1, _ = a
+    assert X1.shape == (12, 1)
+    np.testing.assert_allclose(X1[:2, 0], FIXED_REGRESSION_X, atol=1e-6)
+    np.testing.assert_allclose(y1[:3], FIXED_REGRESSION_Y, atol=1e-6)
+
+
+def test_grouped_regression_groups_differ():
+    """Group offsets and shapes: per-group means of y spread beyond noise."""
+    from skhbnn.datasets import make_grouped_regression
+
+    _, y, groups = make_grouped_regression(n_groups=20, n_samples=200, random_state=1)
+    means = np.array([y[groups == g].mean() for g in range(20)])
+    assert means.std() > 0.3  # the noise alone would give 0.3 / sqrt(200) = 0.02
