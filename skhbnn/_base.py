@@ -34,15 +34,16 @@ from .validation import check_training_data, validate_X
 # Training rows whose predictions serve as convergence diagnostics.
 _N_DIAGNOSTIC_ROWS = 50
 
+# log_likelihood="auto" stores the pointwise log-likelihood (chains x draws x
+# rows float64 values) up to this many values: 80 MB.
+_MAX_LOG_LIKELIHOOD_VALUES = 10_000_000
+
 
 def diagnostic_rows(n_rows: int) -> np.ndarray:
     """``_N_DIAGNOSTIC_ROWS`` training rows spread evenly over all of them
     (rows often come group by group: the first 50 would be one group's)."""
     count = min(n_rows, _N_DIAGNOSTIC_ROWS)
     return np.unique(np.linspace(0, n_rows - 1, count).round().astype(int))
-# log_likelihood="auto" stores the pointwise log-likelihood (chains x draws x
-# rows float64 values) up to this many values: 80 MB.
-_MAX_LOG_LIKELIHOOD_VALUES = 10_000_000
 
 
 def store_params(est, arguments: dict) -> None:

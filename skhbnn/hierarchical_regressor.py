@@ -215,9 +215,10 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         X, parts = self._rows_by_group(X, groups)
         draws = flatten_chains(self.posterior_draws_)
         mean, std = np.empty(X.shape[0]), np.empty(X.shape[0])
+        weights = self._draw_weights()
         for rows, code in parts:
             mean[rows], std[rows] = self._row_moments(
-                self._params_of(code, draws), self._sigma_of(code, draws), X[rows]
+                self._params_of(code, draws), self._sigma_of(code, draws), X[rows], weights
             )
         return (mean, std) if return_std else mean
 

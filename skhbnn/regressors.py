@@ -68,10 +68,10 @@ class _BaseRegressor(RegressorMixin, BaseBayesianMLP):
         the diagnostic rows and the noise sd(s)."""
         return {"mean": outputs, "noise": sigma.reshape(*sigma.shape[:2], -1)}
 
-    def _row_moments(self, params: dict, sigma: np.ndarray, X: np.ndarray):
+    def _row_moments(self, params: dict, sigma: np.ndarray, X: np.ndarray, weights):
         """Predictive mean and sd in ``y``'s units of rows ``X`` under weight
-        draws ``params`` (leading draw axis) and noise sds ``sigma`` (S,)."""
-        weights = self._draw_weights()
+        draws ``params`` (leading draw axis), noise sds ``sigma`` (S,) and
+        the draws' weights (``_draw_weights()``, computed once per call)."""
         mean, sd = posterior_moments(
             params, X, self.network_, n_jobs=self.n_jobs, weights=weights, output="value"
         )
@@ -297,7 +297,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         """
         X = self._check_fitted_X(X)
         draws = flatten_chains(self.posterior_draws_)
-        mean, std = self._row_moments(draws, draws["sigma"], X)
+        mean, std = self._row_moments(draws, draws["sigma"], X, self._draw_weights())
         return (mean, std) if return_std else mean
 
     def sample_y(self, X, n_samples=1, random_state=0):

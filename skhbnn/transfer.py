@@ -330,8 +330,6 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
         return self.classes_[np.argmax(mean, axis=1)]
 
 
-
-
 @register_estimator(
     fitted=(
         "estimator_", "prior_", "estimators_", "prior_network_", "groups_",
