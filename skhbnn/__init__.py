@@ -10,7 +10,7 @@ from .hierarchical import HierarchicalBayesianMLPClassifier
 from .inference import clear_compile_cache
 from .network import NetworkSpec
 from .persistence import load
-from .priors import MvNormalPrior, informed_prior
+from .priors import MvNormalPrior, PopulationPrior, informed_prior, population_prior
 from .hierarchical_regressor import HierarchicalBayesianMLPRegressor
 from .regressors import BayesianMLPRegressor
 from .transfer import InformedPriorTransfer, InformedPriorTransferRegressor
@@ -24,8 +24,10 @@ __all__ = [
     "InformedPriorTransferRegressor",
     "MvNormalPrior",
     "NetworkSpec",
+    "PopulationPrior",
     "__version__",
     "clear_compile_cache",
     "informed_prior",
     "load",
+    "population_prior",
 ]

@@ -119,7 +119,7 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
 
     _parameter_constraints = {
         **BaseBayesianMLP._parameter_constraints,
-        "prior": [None, HasMethods(["validate", "cholesky"])],
+        "prior": [None, HasMethods(["validate"])],
     }
 
     def __init__(

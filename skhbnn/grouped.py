@@ -16,7 +16,7 @@ from .models import HierarchicalModel
 from .models.hierarchical import group_sd_name
 from .network import forward
 from .prediction import flatten_chains
-from .priors import MvNormalPrior, informed_prior
+from .priors import MvNormalPrior, PopulationPrior, informed_prior, population_prior
 
 
 def _group_sd(draws: dict, param: str, spec) -> np.ndarray:
@@ -63,6 +63,7 @@ class HierarchicalMixin:
         rows, n_outputs)``, the group sds ``(C, S, n_sd)`` and the
         divergences."""
         spec = definition.spec
+        self.__dict__.pop("new_group_estimators_", None)  # groups of an earlier fit
         seed = self._new_seed(self.random_state)
         idata, draws, n_div = self._infer(definition, seed, X, y, codes, weights)
         self.groups_ = encoder.classes_
@@ -87,12 +88,89 @@ class HierarchicalMixin:
         return group_codes(self._encoder, groups, n_samples, new_groups_fix=fix)
 
     def _rows_by_group(self, X, groups):
-        """Validated ``X`` and ``[(rows, code)]`` per group present (code -1:
-        groups not seen in fit)."""
+        """Validated ``X`` and ``[(rows, key)]`` per group present: its code
+        (-1: groups not seen in fit), or the flat estimator
+        :meth:`fit_new_group` fitted for it."""
         X, groups = resolve_groups(X, groups, self.group_column)
         X = self._check_fitted_X(X)
+        added = getattr(self, "new_group_estimators_", {})
+        parts = []
+        if added and groups is not None:
+            labels = check_groups(groups, X.shape[0])
+            for label, estimator in added.items():
+                rows = np.array([g == label for g in labels], dtype=bool)
+                if rows.any():
+                    parts.append((rows, estimator))
+            if parts:
+                rest = ~np.logical_or.reduce([rows for rows, _ in parts])
+                codes = np.full(X.shape[0], -2)
+                if rest.any():
+                    codes[rest] = self._group_codes(labels[rest], int(rest.sum()))
+                return X, parts + [(codes == c, c) for c in np.unique(codes[rest])]
         codes = self._group_codes(groups, X.shape[0])
         return X, [(codes == code, code) for code in np.unique(codes)]
+
+    def fit_new_group(self, X, y, group=None, sample_weight=None, n_components=500):
+        """Learn a group not seen in fit from its own rows, without refitting
+        the others.
+
+        Samples the new group's posterior given the fitted population: a flat
+        BNN (the same network and sampler settings) under
+        :meth:`population_prior`, the hierarchical model's own distribution
+        of a new group's weights.  Afterwards ``predict(X, groups=...)`` (and
+        every other prediction method) serves the group from that posterior,
+        as it serves a fitted one; calling it again for the same group
+        replaces its posterior, and :meth:`fit` forgets every added group.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The new group's rows (with the group column when
+            ``group_column`` is set).
+        y : array-like of shape (n_samples,)
+        group : hashable, default=None
+            The new group's label; read from X when ``group_column`` is set
+            (one label in all rows).
+        sample_weight : array-like of shape (n_samples,), default=None
+        n_components : int or None, default=500
+            Components of the population prior (see :meth:`population_prior`).
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self)
+        X, groups = resolve_groups(X, None, self.group_column)
+        if self.group_column is not None:
+            labels = list(dict.fromkeys(check_groups(groups, len(groups)).tolist()))
+            if len(labels) != 1 or (group is not None and labels != [group]):
+                raise ValueError(
+                    f"fit_new_group learns one group, but X's group column holds "
+                    f"{labels[:10]}{' and group=' + repr(group) if group is not None else ''}; "
+                    "pass the rows of one group."
+                )
+            group = labels[0]
+        if group is None:
+            raise ValueError("fit_new_group needs the new group's label: pass group=...")
+        label = check_groups(np.array([group], dtype=object), 1)[0]
+        if self._encoder.transform(np.array([label], dtype=object))[0] >= 0:
+            raise ValueError(
+                f"group {group!r} was seen in fit: its posterior is the hierarchical "
+                "model's. Refit with its new rows, or give the new group another label."
+            )
+        X = self._check_fitted_X(X)
+        prior = self.population_prior(n_components)
+        shared = set(self._flat_class._get_param_names()) & set(self._get_param_names())
+        flat = self._flat_class(**{k: self.get_params()[k] for k in sorted(shared)})
+        flat.set_params(prior=prior)
+        if flat.progressbar == "auto":
+            flat.set_params(progressbar=False)
+        self._fit_new_group(flat, X, y, sample_weight)
+        self.new_group_estimators_ = {**getattr(self, "new_group_estimators_", {}), label: flat}
+        return self
+
+    def _fit_new_group(self, flat, X, y, sample_weight) -> None:  # pragma: no cover
+        raise NotImplementedError
 
     def informed_prior(self, align="draws", joint: bool = False) -> MvNormalPrior:
         """MvNormal priors from the fitted group distribution (see
@@ -121,6 +199,34 @@ class HierarchicalMixin:
         # a regressor's weights are on its standardised y: the prior says so
         target = (self.y_mean_, self.y_scale_) if hasattr(self, "y_scale_") else None
         return informed_prior(means, sds, spec, align=align, joint=joint, target_scale=target)
+
+    def population_prior(self, n_components: int | None = 500) -> PopulationPrior:
+        """The population predictive as a prior (a mixture of Normals, one
+        per posterior draw; see :class:`skhbnn.priors.PopulationPrior`), for
+        the flat estimator's ``prior``: a flat BNN under it samples a new
+        group's posterior given the fitted population, with no alignment of
+        hidden units and nothing lost to a single Normal's approximation.
+
+        Parameters
+        ----------
+        n_components : int or None, default=500
+            Posterior draws kept as components, evenly spaced over the
+            draws prediction uses (chains of stacking weight 0 left out);
+            ``None`` keeps all.  The prior's cost per gradient grows with
+            it (``docs/recipes.md``, "Cold start").
+        """
+        check_is_fitted(self)
+        spec = self.network_
+        names = spec.param_shapes()
+        draws = flatten_chains(self.posterior_draws_)
+        weights = self._draw_weights()
+        means = {n: draws[f"{n}_mu"] for n in names}
+        sds = {n: _group_sd(draws, n, spec) for n in names}
+        target = (self.y_mean_, self.y_scale_) if hasattr(self, "y_scale_") else None
+        return population_prior(
+            means, sds, spec, draw_weights=weights, n_components=n_components,
+            target_scale=target,
+        )
 
     def _group_mean_draws(self) -> dict:
         check_is_fitted(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin
 
-from ._base import BaseBayesianMLP, store_params
+from ._base import BaseBayesianMLP, fit_with_classes, store_params
 from .classifiers import _FLAT_FITTED, BayesianMLPClassifier
 from .grouped import HierarchicalMixin
 from .groups import resolve_groups
@@ -15,7 +15,9 @@ from .registry import register_estimator
 from .validation import check_sample_weight
 
 
-@register_estimator(fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed"))
+@register_estimator(
+    fitted=(*_FLAT_FITTED, "groups_", "_encoder", "_prediction_seed", "new_group_estimators_")
+)
 class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, BaseBayesianMLP):
     """Hierarchical Bayesian MLP: one network per group, sharing strength.
 
@@ -206,6 +208,24 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
             n_div,
         )
 
+    def _fit_new_group(self, flat, X, y, sample_weight) -> None:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y must be 1-D with one label per row of X ({X.shape[0]}); got shape "
+                f"{y.shape}."
+            )
+        unknown = [c for c in np.unique(y.astype(self.classes_.dtype, copy=False))
+                   if c not in set(self.classes_.tolist())]
+        if unknown:
+            raise ValueError(
+                f"y holds classes {unknown[:10]} the model was not fitted on (its "
+                f"classes_ are {self.classes_.tolist()[:10]}); a new group's labels must "
+                "be classes the population has."
+            )
+        fit_with_classes(flat, X, y.astype(self.classes_.dtype, copy=False), self.classes_,
+                         sample_weight)
+
     def group_mean_network(self) -> BayesianMLPClassifier:
         """A fitted :class:`BayesianMLPClassifier` predicting with the posterior
         draws of the group-mean weights ``w{l}_mu`` / ``b{l}_mu`` (the post's
@@ -227,6 +247,10 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         out = [np.empty(shape) for _ in range(3 if log else 2)]
         weights = self._draw_weights()
         for rows, code in parts:
+            if not isinstance(code, (int, np.integer)):  # a group of fit_new_group
+                for target, value in zip(out, code._moments(X[rows], log=log)):
+                    target[rows] = value
+                continue
             stats = posterior_moments(
                 self._params_of(code, draws), X[rows], self.network_, n_jobs=self.n_jobs,
                 log=log, weights=weights,

@@ -16,7 +16,11 @@ from .registry import register_estimator
 from .regressors import _REGRESSION_FITTED, BayesianMLPRegressor, _BaseRegressor, _rng
 
 
-@register_estimator(fitted=(*_REGRESSION_FITTED, "groups_", "_encoder", "_prediction_seed"))
+@register_estimator(
+    fitted=(
+        *_REGRESSION_FITTED, "groups_", "_encoder", "_prediction_seed", "new_group_estimators_"
+    )
+)
 class HierarchicalBayesianMLPRegressor(HierarchicalMixin, _BaseRegressor):
     """Hierarchical Bayesian MLP regressor: one network per group, sharing
     strength.
@@ -183,6 +187,9 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         rng = np.random.default_rng([self._prediction_seed, 1])
         return sigma[np.arange(sigma.shape[0]), rng.integers(0, sigma.shape[1], sigma.shape[0])]
 
+    def _fit_new_group(self, flat, X, y, sample_weight) -> None:
+        flat.fit(X, y, sample_weight=sample_weight)
+
     def group_mean_network(self) -> BayesianMLPRegressor:
         """A fitted :class:`BayesianMLPRegressor` predicting with the posterior
         draws of the group-mean weights (and the population's noise sd)."""
@@ -217,6 +224,9 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         mean, std = np.empty(X.shape[0]), np.empty(X.shape[0])
         weights = self._draw_weights()
         for rows, code in parts:
+            if not isinstance(code, (int, np.integer)):  # a group of fit_new_group
+                mean[rows], std[rows] = code.predict(X[rows], return_std=True)
+                continue
             mean[rows], std[rows] = self._row_moments(
                 self._params_of(code, draws), self._sigma_of(code, draws), X[rows], weights
             )
@@ -237,6 +247,9 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         index = self._sample_index(n_samples, rng)
         out = np.empty((n_samples, X.shape[0]))
         for rows, code in parts:
+            if not isinstance(code, (int, np.integer)):  # a group of fit_new_group
+                out[:, rows] = code.sample_y(X[rows], n_samples, int(rng.integers(2**31 - 1))).T
+                continue
             out[:, rows] = self._row_samples(
                 self._params_of(code, draws), self._sigma_of(code, draws), X[rows], index, rng
             )

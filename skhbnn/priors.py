@@ -1,14 +1,23 @@
-"""Weight priors: the isotropic Normal and informed MvNormal priors.
+"""Weight priors: the isotropic Normal, informed MvNormal priors and the
+population prior.
 
 An :class:`MvNormalPrior` is a set of *blocks*, each one multivariate Normal
 over some parameters flattened and concatenated in network order: either one
 block per parameter (``w0``, ``b0``, ``w1``, ...; the seed's per-layer priors)
 or one ``"joint"`` block over all of them, which also keeps the correlations
 *between* layers of the group-mean posterior.
+
+A :class:`PopulationPrior` is the population predictive of a hierarchical
+posterior itself: a mixture, over posterior draws ``s``, of the Normal that
+draw gives a new group's weights, ``N(mu_s, diag(sd_s^2))``.  It needs no
+alignment of hidden units (each component is one draw, in its own
+labelling), and a flat BNN under it samples exactly a new group's posterior
+given the fitted population (:meth:`~skhbnn.HierarchicalBayesianMLPClassifier.fit_new_group`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,4 +180,148 @@ def informed_prior(
         target_scale = (float(target_scale[0]), float(target_scale[1]))
     return MvNormalPrior(
         means=means, covs=covs, layer_sizes=spec.layer_sizes, target_scale=target_scale
+    )
+
+
+@dataclass(eq=False)
+class PopulationPrior:
+    """The population predictive of a hierarchical posterior as a prior.
+
+    The density of the flattened weights ``theta`` (network order, as
+    :meth:`NetworkSpec.flatten` gives them) is the mixture
+
+    ``p(theta) = sum_s w_s N(theta; means[s], diag(sds[s]^2))``
+
+    with one component per posterior draw ``s`` of the group means and
+    group sds: a new group's weights as the hierarchical model draws them.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_components, n_params)
+        Each draw's group-mean weights, flattened in network order.
+    sds : ndarray of shape (n_components, n_params)
+        Each draw's group sd of every weight (one value per layer's weights
+        and per layer's biases, repeated over the layer's entries).
+    weights : ndarray of shape (n_components,)
+        Each component's weight (the draws' weights in prediction: chain
+        stacking's, or equal); normalised to sum to 1.
+    layer_sizes, target_scale
+        As for :class:`MvNormalPrior`.
+
+    Notes
+    -----
+    Built by :meth:`~skhbnn.HierarchicalBayesianMLPClassifier.population_prior`
+    (and the regressor's).  Unlike :class:`MvNormalPrior` it keeps the
+    population's shape: a population of differently rotated decision
+    surfaces is many Normals, not one.
+    """
+
+    means: np.ndarray
+    sds: np.ndarray
+    weights: np.ndarray
+    layer_sizes: tuple[int, ...] | None = None
+    target_scale: tuple[float, float] | None = None
+
+    @property
+    def n_components(self) -> int:
+        return int(np.shape(self.means)[0])
+
+    def validate(self, spec: NetworkSpec) -> None:
+        """Raise ``ValueError`` unless the prior fits ``spec``'s parameters."""
+        P = spec.n_params
+        means, sds = np.asarray(self.means, float), np.asarray(self.sds, float)
+        weights = np.asarray(self.weights, float)
+        if means.ndim != 2 or means.shape[1] != P or sds.shape != means.shape:
+            raise ValueError(
+                f"population prior has means of shape {means.shape} and sds of shape "
+                f"{sds.shape}, but the network {spec.layer_sizes} (use_bias="
+                f"{spec.use_bias}) has {P} parameters: both must be (n_components, {P}). "
+                "Build the prior from a model with the same hidden_layer_sizes, "
+                "use_bias and number of features and classes."
+            )
+        if weights.shape != (means.shape[0],) or means.shape[0] == 0:
+            raise ValueError(
+                f"population prior needs one weight per component ({means.shape[0]}), "
+                f"got weights of shape {weights.shape}."
+            )
+        if not (np.all(np.isfinite(means)) and np.all(np.isfinite(sds))
+                and np.all(np.isfinite(weights))):
+            raise ValueError("population prior contains NaN or inf; pass finite values.")
+        if np.any(sds <= 0) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError(
+                "population prior needs positive sds and non-negative weights that "
+                "do not all vanish."
+            )
+
+    def log_weights(self) -> np.ndarray:
+        """``log w_s`` (normalised) of each component."""
+        w = np.asarray(self.weights, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.log(w / w.sum())
+
+    def log_density(self, theta: np.ndarray) -> np.ndarray:
+        """Log density at flattened weights ``theta`` (``(..., n_params)``)."""
+        theta = np.asarray(theta, dtype=float)[..., None, :]
+        means, sds = np.asarray(self.means, float), np.asarray(self.sds, float)
+        z = (theta - means) / sds
+        terms = self.log_weights() - np.sum(0.5 * z * z + np.log(sds), axis=-1)
+        top = np.max(terms, axis=-1, keepdims=True)
+        lse = top[..., 0] + np.log(np.sum(np.exp(terms - top), axis=-1))
+        return lse - 0.5 * means.shape[1] * math.log(2.0 * math.pi)
+
+    def sample(self, n: int, random_state=None) -> np.ndarray:
+        """``n`` draws of flattened weights, shape ``(n, n_params)``."""
+        rng = np.random.default_rng(random_state)
+        w = np.asarray(self.weights, dtype=float)
+        pick = rng.choice(len(w), size=n, p=w / w.sum())
+        means, sds = np.asarray(self.means, float), np.asarray(self.sds, float)
+        return means[pick] + sds[pick] * rng.standard_normal((n, means.shape[1]))
+
+
+def population_prior(
+    group_means: dict[str, np.ndarray],
+    group_sds: dict[str, np.ndarray],
+    spec: NetworkSpec,
+    draw_weights=None,
+    n_components=None,
+    target_scale=None,
+) -> PopulationPrior:
+    """The population predictive of a hierarchical posterior, as a prior.
+
+    Parameters
+    ----------
+    group_means : dict of str to ndarray
+        ``w{l}`` / ``b{l}`` group means, shape ``(n_draws, *shape)``
+        (chains flattened).
+    group_sds : dict of str to ndarray
+        The group sd of each parameter, shape ``(n_draws,)``.
+    spec : NetworkSpec
+    draw_weights : ndarray of shape (n_draws,), optional
+        Each draw's weight (``None``: equal).  Draws of weight 0 are left out.
+    n_components : int, optional
+        Keep this many draws, evenly spaced (within each chain's run of
+        draws, as the draws are ordered); ``None`` keeps all.
+    target_scale : (float, float), optional
+        A regression's ``(y_mean, y_scale)``.
+    """
+    names = list(spec.param_shapes())
+    sizes = spec.param_sizes()
+    means = spec.flatten(group_means, names)
+    means = means.reshape(-1, spec.n_params)
+    n = means.shape[0]
+    sds = np.concatenate(
+        [np.repeat(np.asarray(group_sds[m], float).reshape(n, 1), sizes[m], axis=1)
+         for m in names], axis=1,
+    )
+    weights = np.full(n, 1.0 / n) if draw_weights is None else np.asarray(draw_weights, float)
+    keep = np.flatnonzero(weights > 0)
+    if n_components is not None and n_components < keep.size:
+        keep = keep[np.linspace(0, keep.size - 1, int(n_components)).round().astype(int)]
+    weights = weights[keep]
+    if target_scale is not None:
+        target_scale = (float(target_scale[0]), float(target_scale[1]))
+    return PopulationPrior(
+        means=np.ascontiguousarray(means[keep]), sds=np.ascontiguousarray(sds[keep]),
+        weights=weights / weights.sum(), layer_sizes=spec.layer_sizes,
+        target_scale=target_scale,
     )

@@ -191,7 +191,7 @@ class BayesianMLPRegressor(_BaseRegressor):
 
     _parameter_constraints = {
         **BaseBayesianMLP._parameter_constraints,
-        "prior": [None, HasMethods(["validate", "cholesky"])],
+        "prior": [None, HasMethods(["validate"])],
         "noise_prior": [Interval(Real, 0, None, closed="neither")],
     }
 

@@ -26,15 +26,18 @@ from pathlib import Path
 # likelihood, else a regression's Normal likelihood on float targets).
 XT, Y, W, N_ROWS, N_FEATURES, LAYOUT, N_LAYERS, ACT, P, N_NOISE = range(10)
 # flat: prior mean, scale, Cholesky factor (n x n, n = 0 without one), floats
-# (const, the noise sd's HalfNormal scale), number of expanded values
+# (const, the noise sd's HalfNormal scale), number of expanded values; then a
+# population prior's number of components (0: none), its component means and
+# inverse sds (n_mix x P) and each component's log normaliser (n_mix)
 F_MEAN, F_SCALE, F_L, F_LN, F_FLOATS, F_EXPANDED = range(10, 16)
+F_NMIX, F_MIX_MEAN, F_MIX_INVSD, F_MIX_NORM = range(16, 20)
 # hierarchical: group row starts, number of groups, group sd of each parameter,
 # (offset, size) of each parameter array and their number, floats
 # (prior_sd, const, the noise sd's HalfNormal scale, then the HalfNormal
 # scale of each group sd), number of expanded values, number of group sds
 H_STARTS, H_GROUPS, H_PLAYER, H_SEGMENTS, H_NSEG, H_FLOATS, H_EXPANDED, H_NSD = range(10, 18)
-STAMP = 18
-HEADER_SIZE = 19
+STAMP = 20
+HEADER_SIZE = 21
 
 ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
 

@@ -36,6 +36,10 @@ from .abi import (
     F_L,
     F_LN,
     F_MEAN,
+    F_MIX_INVSD,
+    F_MIX_MEAN,
+    F_MIX_NORM,
+    F_NMIX,
     F_SCALE,
     H_EXPANDED,
     H_FLOATS,
@@ -61,7 +65,7 @@ from .abi import (
     P as SLOT_P,
 )
 from .density import finite_status as _status
-from .density import flat_logp_grad, hierarchical_logp_grad
+from .density import flat_logp_grad, hierarchical_logp_grad, mixture_logp_grad
 
 _LOGP_SIG = types.int64(
     types.uint64,
@@ -101,6 +105,23 @@ def flat_logp(dim, x_, out_, logp_, user_data):
     n, n_features, n_layers, Ln = h[N_ROWS], h[N_FEATURES], h[N_LAYERS], h[F_LN]
     floats = carray(_void(h[F_FLOATS]), (2,), np.float64)
     lp = carray(logp_, (1,))
+    S = h[F_NMIX]
+    if S > 0:
+        lp[0] = mixture_logp_grad(
+            carray(x_, (dim,)),
+            carray(_void(h[XT]), (n_features, n), np.float64),
+            carray(_void(h[Y]), (n,), np.float64),
+            carray(_void(h[W]), (n,), np.float64),
+            carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
+            h[ACT],
+            carray(_void(h[F_MIX_MEAN]), (S, P), np.float64),
+            carray(_void(h[F_MIX_INVSD]), (S, P), np.float64),
+            carray(_void(h[F_MIX_NORM]), (S,), np.float64),
+            floats[0],
+            floats[1],
+            carray(out_, (dim,)),
+        )
+        return _status(lp[0], carray(out_, (dim,)))
     lp[0] = flat_logp_grad(
         carray(x_, (dim,)),
         carray(_void(h[XT]), (n_features, n), np.float64),
@@ -121,7 +142,7 @@ def flat_logp(dim, x_, out_, logp_, user_data):
 @cfunc(_EXPAND_SIG, cache=True, nopython=True)
 def flat_expand(dim, expanded, x_, out_, user_data):
     """``out = (z, sigma, theta)``: the raw arrays, a regression's noise sd,
-    then the weights."""
+    then the weights (under a population prior ``z`` is ``theta``)."""
     h = carray(user_data, (HEADER_SIZE,), np.int64)
     if h[STAMP] != ABI_STAMP:
         return STALE
@@ -138,7 +159,9 @@ def flat_expand(dim, expanded, x_, out_, user_data):
     for p in range(P):
         out[p] = x[p]
         v = mean[p]
-        if Ln > 0:
+        if h[F_NMIX] > 0:
+            v = x[p]
+        elif Ln > 0:
             for q in range(P):
                 v += L[p, q] * x[q]
         else:

@@ -57,6 +57,9 @@ class Problem:
     # entries of the unconstrained vector whose initial value is not 0
     # (before the jitter): the log of the HalfNormal scales' support point
     init_offsets: dict[int, float]
+    # a population prior's components ``(means, sds)``, each (n_mix, P): a
+    # chain starts at one component drawn by its seed, jittered by its sds
+    init_centres: tuple | None = None
 
     @property
     def n_expanded(self) -> int:
@@ -64,9 +67,15 @@ class Problem:
 
     def initial_point(self, seed) -> np.ndarray:
         """PyMC's default for nutpie: support point plus U(-1, 1) jitter."""
-        x = np.random.default_rng(seed).uniform(-1.0, 1.0, size=self.n_dim)
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(-1.0, 1.0, size=self.n_dim)
         for index, value in self.init_offsets.items():
             x[index] += value
+        if self.init_centres is not None:
+            means, sds = self.init_centres
+            pick = rng.integers(means.shape[0])
+            P = means.shape[1]
+            x[:P] = means[pick] + sds[pick] * x[:P]
         return x
 
     # Python access to the C callbacks (tests, diagnostics, the route check)
@@ -160,7 +169,7 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
     The unconstrained vector is ``z ~ N(0, I)``: the model's raw variables in
     table order (per parameter, or an MvNormal prior's blocks);
     ``theta = scale * z`` or ``mean + L @ z``; a regression's ``log sigma``
-    last.
+    last.  Under a population prior it is ``theta`` itself.
     """
     spec, prior = model.spec, model.prior
     layout, _ = layout_of(spec)
@@ -172,7 +181,13 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
     mean = np.zeros(P)
     scale = np.full(P, float(model.prior_sd))
     L = np.zeros((0, 0))
-    if prior is not None:
+    mix = (np.zeros((0, P)), np.zeros((0, P)), np.zeros(0))
+    if model.mixture:
+        mix_sds = np.ascontiguousarray(prior.sds, dtype=np.float64)
+        norm = prior.log_weights() - np.log(mix_sds).sum(axis=1) - 0.5 * P * _LOG_2PI
+        mix = (np.ascontiguousarray(prior.means, dtype=np.float64), 1.0 / mix_sds,
+               np.ascontiguousarray(norm))
+    elif prior is not None:
         L = np.zeros((P, P))
         cuts = spec.param_slices()
         z_start = 0
@@ -182,16 +197,23 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
             L[idx, z_start : z_start + len(idx)] = prior.cholesky(block)
             z_start += len(idx)
     # log normalisers of z ~ N(0, I) and of the noise sd's HalfNormal
-    floats = np.array([-0.5 * P * _LOG_2PI + noise_const, noise_scale])
+    # (a population prior's normalisers are in its components' ``norm``)
+    z_const = 0.0 if model.mixture else -0.5 * P * _LOG_2PI
+    floats = np.array([z_const + noise_const, noise_scale])
     header = _header(spec, XT, y, w, layout)
     header[abi.N_NOISE] = n_noise
     header[[abi.F_MEAN, abi.F_SCALE, abi.F_L, abi.F_LN, abi.F_FLOATS]] = [
         mean.ctypes.data, scale.ctypes.data, L.ctypes.data, L.shape[0], floats.ctypes.data
     ]
+    header[[abi.F_NMIX, abi.F_MIX_MEAN, abi.F_MIX_INVSD, abi.F_MIX_NORM]] = [
+        mix[0].shape[0], mix[0].ctypes.data, mix[1].ctypes.data, mix[2].ctypes.data
+    ]
     shapes = model.posterior_shapes()
     offsets = {P: math.log(noise_scale)} if n_noise else {}
+    centres = (mix[0], 1.0 / mix[1]) if model.mixture else None
     problem = Problem(
-        "flat", P + n_noise, header, (XT, y, w, layout, mean, scale, L, floats), shapes, offsets
+        "flat", P + n_noise, header, (XT, y, w, layout, mean, scale, L, floats, *mix),
+        shapes, offsets, centres,
     )
     header[abi.F_EXPANDED] = problem.n_expanded
     return problem

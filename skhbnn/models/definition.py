@@ -30,6 +30,8 @@ ROLES = {
     "HalfNormal(group_sd_prior)",
     "noise": "the observation noise sd of a regression, one or one per group, "
     "HalfNormal(noise_prior), in units of the standardised target",
+    "mixture": "all weights flattened in network order, under a population prior "
+    "(a mixture of Normals, one per draw of a hierarchical posterior)",
     "weight": "network weights and biases (deterministic)",
 }
 
@@ -94,6 +96,13 @@ class ModelDefinition:
         at ``w = 0`` all hidden units are identical and tanh's symmetric
         saddle stalls the optimiser."""
         return [v.name for v in self.free_variables() if v.role in ("raw", "mean")]
+
+    def initial_centres(self):
+        """Points to start chains around, ``(n, n_free)`` arrays keyed by
+        variable name, or ``None``: a population prior's component means
+        (a chain starts at one of them, never at the mixture's mean, where
+        differently labelled components average to a symmetric network)."""
+        return None
 
     def cache_key(self) -> tuple:  # pragma: no cover - abstract
         """Identifies the compiled PyMC model's structure: models with the same

@@ -75,7 +75,7 @@ class Encoder:
     def encode(self, obj, where: str):
         from ..groups import GroupEncoder
         from ..network import NetworkSpec
-        from ..priors import MvNormalPrior
+        from ..priors import MvNormalPrior, PopulationPrior
 
         if obj is None or isinstance(obj, (bool, str, int)):
             return obj
@@ -108,13 +108,13 @@ class Encoder:
                     "hidden_layer_sizes": list(obj.hidden_layer_sizes),
                     "n_outputs": obj.n_outputs, "activation": obj.activation,
                     "use_bias": obj.use_bias}
-        if isinstance(obj, MvNormalPrior):
+        if isinstance(obj, (MvNormalPrior, PopulationPrior)):
             if id(obj) in self._ids:  # one prior shared by many estimators
                 return {_TYPE: "ref", "id": self._ids[id(obj)]}
             # Every public dataclass field; "_chol" is a cache rebuilt on use.
             fields = {f.name: self.encode(getattr(obj, f.name), f"{where}.{f.name}")
                       for f in dataclasses.fields(obj) if not f.name.startswith("_")}
-            return {_TYPE: "MvNormalPrior", "id": self._new_id(obj), "fields": fields}
+            return {_TYPE: type(obj).__name__, "id": self._new_id(obj), "fields": fields}
         if isinstance(obj, GroupEncoder):
             return {_TYPE: "GroupEncoder", "classes": self.array(obj.classes_, where)}
         if type(obj).__name__ in registered():
@@ -190,7 +190,7 @@ class Decoder:
     def decode(self, obj):
         from ..groups import GroupEncoder
         from ..network import NetworkSpec
-        from ..priors import MvNormalPrior
+        from ..priors import MvNormalPrior, PopulationPrior
 
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return obj
@@ -229,8 +229,9 @@ class Decoder:
             fields = {k: v for k, v in obj.items() if k != _TYPE}
             fields["hidden_layer_sizes"] = tuple(fields["hidden_layer_sizes"])
             return NetworkSpec(**fields)
-        if kind == "MvNormalPrior":
-            prior = MvNormalPrior(**{k: self.decode(v) for k, v in obj["fields"].items()})
+        if kind in ("MvNormalPrior", "PopulationPrior"):
+            cls = MvNormalPrior if kind == "MvNormalPrior" else PopulationPrior
+            prior = cls(**{k: self.decode(v) for k, v in obj["fields"].items()})
             self._objects[obj["id"]] = prior
             return prior
         if kind == "GroupEncoder":
