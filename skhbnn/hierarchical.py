@@ -130,6 +130,8 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
     (3,)
     """
 
+    _flat_class = BayesianMLPClassifier  # fit_new_group's estimator
+
     _parameter_constraints = {
         **BaseBayesianMLP._parameter_constraints,
         **HierarchicalMixin._group_constraints,

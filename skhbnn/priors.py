@@ -269,6 +269,54 @@ class PopulationPrior:
         lse = top[..., 0] + np.log(np.sum(np.exp(terms - top), axis=-1))
         return lse - 0.5 * means.shape[1] * math.log(2.0 * math.pi)
 
+    def component_posterior(self, spec: NetworkSpec, X, y, weights=None, sigma=None,
+                            n_draws: int = 8, random_state=0):
+        """Each component's posterior probability given data ``(X, y)``, and
+        the effective number of components it leaves.
+
+        ``p(s | D)`` is proportional to ``w_s`` times the component's
+        marginal likelihood ``E[p(D | theta)]``, ``theta ~ N(means[s],
+        diag(sds[s]^2))``, estimated from ``n_draws`` draws per component
+        (fixed random numbers).  Where NUTS starts a chain under this prior
+        (:mod:`skhbnn.kernels.problem`): in a component the data support,
+        not in one they rule out, from which a chain in a multimodal
+        mixture may not leave.
+
+        Parameters
+        ----------
+        spec : NetworkSpec
+        X, y : arrays
+            The rows, and their encoded labels (or a regression's targets on
+            the standardised scale).
+        weights : ndarray, optional
+            Each row's likelihood weight.
+        sigma : ndarray of shape (1,), optional
+            A regression's noise sd.
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_components,)
+        ess : float
+            ``1 / sum p_s^2``: how many components carry the posterior.
+        """
+        from .prediction import pointwise_log_likelihood
+
+        rng = np.random.default_rng(random_state)
+        S, P = np.shape(self.means)
+        theta = (np.asarray(self.means, float)[:, None, :] + np.asarray(self.sds, float)[:, None, :]
+                 * rng.standard_normal((S, n_draws, P))).reshape(S * n_draws, P)
+        noise = None if sigma is None else np.full(S * n_draws, float(np.ravel(sigma)[0]))
+        loglik = pointwise_log_likelihood(spec.unflatten(theta), X, y, spec, sigma=noise)
+        if weights is not None:
+            loglik = loglik * np.asarray(weights, dtype=float)[None, :]
+        total = loglik.sum(axis=1).reshape(S, n_draws)
+        top = total.max(axis=1, keepdims=True)
+        marginal = top[:, 0] + np.log(np.mean(np.exp(total - top), axis=1))
+        score = self.log_weights() + marginal
+        p = np.exp(score - np.max(score))
+        p /= p.sum()
+        return p, float(1.0 / np.sum(p**2))
+
     def sample(self, n: int, random_state=None) -> np.ndarray:
         """``n`` draws of flattened weights, shape ``(n, n_params)``."""
         rng = np.random.default_rng(random_state)

@@ -53,6 +53,7 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
         "prefit": ["boolean"],
         "group_column": [None, str, Integral],
         "new_groups": [StrOptions({"prior", "error"})],
+        "prior_type": [StrOptions({"population", "mvnormal"})],
         "joint_prior": ["boolean"],
         "align": [StrOptions(set(ALIGN_OPTIONS))],
     }
@@ -147,7 +148,10 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
         self._flat_template(unfitted)._validate_params()
         hier = self._hierarchical(X, y, groups, weights)
         self._check_prefit(hier)
-        prior = hier.informed_prior(align=self.align, joint=self.joint_prior)
+        if self.prior_type == "population":
+            prior = hier.population_prior()
+        else:
+            prior = hier.informed_prior(align=self.align, joint=self.joint_prior)
         template = self._flat_template(hier)
         seeds = check_random_state(template.random_state).randint(
             np.iinfo(np.int32).max, size=len(encoder.classes_)
@@ -198,9 +202,11 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
     """Flat BNNs per group under informed priors from a hierarchical BNN.
 
     ``fit`` fits a :class:`HierarchicalBayesianMLPClassifier` (or takes a
-    fitted one with ``prefit=True``), turns its group distribution into one
-    MvNormal prior per weight matrix (:attr:`prior_`), then fits one
-    :class:`BayesianMLPClassifier` per group under that prior.  Rows are
+    fitted one with ``prefit=True``), turns its group distribution into a
+    prior (:attr:`prior_`: by default the population predictive itself, a
+    :class:`~skhbnn.PopulationPrior`; or the post's one MvNormal per weight
+    matrix), then fits one :class:`BayesianMLPClassifier` per group under
+    that prior.  Rows are
     predicted by their group's flat network; a group never seen in fit is
     predicted by the *prior network*: the group-mean weights of the
     hierarchical posterior.
@@ -225,22 +231,31 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
         :class:`HierarchicalBayesianMLPClassifier`).
     new_groups : {"prior", "error"}, default="prior"
         Predict groups never seen in fit with the prior network, or raise.
+    prior_type : {"population", "mvnormal"}, default="population"
+        ``"population"``: the hierarchical model's population predictive
+        (:meth:`~HierarchicalBayesianMLPClassifier.population_prior`, a
+        mixture over 500 posterior draws; no alignment, nothing lost to a
+        single Normal).  ``"mvnormal"``: the post's method, one MvNormal per
+        weight matrix (:meth:`~HierarchicalBayesianMLPClassifier.informed_prior`),
+        shaped by ``joint_prior`` and ``align``.  ``docs/recipes.md``, "Cold
+        start", compares them.
     joint_prior : bool, default=False
-        One MvNormal prior over all weights (keeps the correlations between
-        layers of the group-mean posterior) instead of the seed's one per
-        weight matrix.
+        With ``prior_type="mvnormal"``: one MvNormal prior over all weights
+        (keeps the correlations between layers of the group-mean posterior)
+        instead of the seed's one per weight matrix.
     align : {"draws", "chains", "none"}, default="draws"
-        Before pooling the group-mean draws into the prior, map the hidden
-        units of every draw onto the posterior mean (``"draws"``), of every
-        chain onto the first chain (``"chains"``), or not at all.  Pooling
-        unaligned modes averages them into mush (see :mod:`skhbnn.alignment`).
+        With ``prior_type="mvnormal"``: before pooling the group-mean draws
+        into the prior, map the hidden units of every draw onto the posterior
+        mean (``"draws"``), of every chain onto the first chain
+        (``"chains"``), or not at all.  Pooling unaligned modes averages them
+        into mush (see :mod:`skhbnn.alignment`).
 
     Attributes
     ----------
     estimator_ : HierarchicalBayesianMLPClassifier
         The fitted hierarchical model.
-    prior_ : MvNormalPrior
-        Per-parameter informed prior means and covariances.
+    prior_ : PopulationPrior or MvNormalPrior
+        The informed prior the per-group models were fitted under.
     estimators_ : dict
         Group label -> fitted :class:`BayesianMLPClassifier`.
     prior_network_ : BayesianMLPClassifier
@@ -254,8 +269,8 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
     >>> X, y, g = make_rotated_moons(n_groups=3, n_samples=30, random_state=0)
     >>> hier = HierarchicalBayesianMLPClassifier(draws=100, tune=100, random_state=0)
     >>> transfer = InformedPriorTransfer(hier).fit(X, y, groups=g)
-    >>> sorted(transfer.prior_.means)
-    ['b0', 'b1', 'b2', 'w0', 'w1', 'w2']
+    >>> type(transfer.prior_).__name__
+    'PopulationPrior'
     """
 
 
@@ -275,6 +290,7 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
         prefit=False,
         group_column=None,
         new_groups="prior",
+        prior_type="population",
         joint_prior=False,
         align="draws",
     ):
@@ -340,7 +356,7 @@ class InformedPriorTransferRegressor(RegressorMixin, _BaseTransfer):
     """The regression twin of :class:`InformedPriorTransfer` (as scikit-learn
     pairs ``VotingClassifier`` with ``VotingRegressor``): a
     :class:`HierarchicalBayesianMLPRegressor`, its informed prior (which
-    carries the standardisation of ``y``, ``MvNormalPrior.target_scale``), one
+    carries the standardisation of ``y``, ``target_scale``), one
     :class:`BayesianMLPRegressor` per group under that prior.
 
     Parameters
@@ -350,13 +366,13 @@ class InformedPriorTransferRegressor(RegressorMixin, _BaseTransfer):
     flat_estimator : BayesianMLPRegressor, default=None
         Template for the per-group flat models; ``None`` copies the
         hierarchical estimator's shared settings.
-    prefit, group_column, new_groups, joint_prior, align
+    prefit, group_column, new_groups, prior_type, joint_prior, align
         As for :class:`InformedPriorTransfer`.
 
     Attributes
     ----------
     estimator_ : HierarchicalBayesianMLPRegressor
-    prior_ : MvNormalPrior
+    prior_ : PopulationPrior or MvNormalPrior
     estimators_ : dict
         Group label -> fitted :class:`BayesianMLPRegressor`.
     prior_network_ : BayesianMLPRegressor
@@ -375,6 +391,7 @@ class InformedPriorTransferRegressor(RegressorMixin, _BaseTransfer):
         prefit=False,
         group_column=None,
         new_groups="prior",
+        prior_type="population",
         joint_prior=False,
         align="draws",
     ):

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from skhbnn.kernels import abi
 from skhbnn.models import MODEL_KINDS, ROLES, FlatModel, HierarchicalModel
 from skhbnn.network import ACTIVATIONS, NetworkSpec
-from skhbnn.priors import JOINT, MvNormalPrior
+from skhbnn.priors import JOINT, MvNormalPrior, PopulationPrior
 
-PRIOR_KINDS = (None, "per_parameter", "joint")
+PRIOR_KINDS = (None, "per_parameter", "joint", "population")
 
 
 # --------------------------------------------------------------------------
@@ -44,8 +44,19 @@ def random_spd(rng, n, scale):
     return scale**2 * (A @ A.T / n + 0.2 * np.eye(n))
 
 
-def mvnormal_prior(spec, kind, scale, rng):
-    """A random informed prior: one block per parameter, or one joint block."""
+def mvnormal_prior(spec, kind, scale, rng, n_components=3):
+    """A random informed prior: one block per parameter, one joint block, or
+    a population prior (a mixture of ``n_components`` diagonal Normals,
+    unequal weights)."""
+    if kind == "population":
+        S = n_components
+        prior = PopulationPrior(
+            means=scale * rng.normal(size=(S, spec.n_params)),
+            sds=scale * rng.uniform(0.3, 1.5, size=(S, spec.n_params)),
+            weights=rng.uniform(0.1, 1.0, size=S), layer_sizes=spec.layer_sizes,
+        )
+        prior.validate(spec)
+        return prior
     sizes = {JOINT: spec.n_params} if kind == "joint" else spec.param_sizes()
     means = {k: scale * rng.normal(size=n) for k, n in sizes.items()}
     covs = {k: random_spd(rng, n, scale) for k, n in sizes.items()}
@@ -78,10 +89,12 @@ class FlatCase:
     weighted: bool = False  # sample weights (0, fractions, counts) or none
     likelihood: str = "categorical"  # or "normal": a regression (one output)
     noise_prior: float = 1.0
+    n_components: int = 3  # of a population prior (a shape: part of the structure)
 
     @property
     def structure(self):
-        return ("flat", self.model_spec, self.prior_kind, self.likelihood)
+        components = self.n_components if self.prior_kind == "population" else None
+        return ("flat", self.model_spec, self.prior_kind, self.likelihood, components)
 
     @property
     def model_spec(self):
@@ -91,7 +104,9 @@ class FlatCase:
         prior = None
         if self.prior_kind is not None:
             rng = np.random.default_rng([self.seed, 1])
-            prior = mvnormal_prior(self.model_spec, self.prior_kind, self.prior_scale, rng)
+            prior = mvnormal_prior(
+                self.model_spec, self.prior_kind, self.prior_scale, rng, self.n_components
+            )
         return FlatModel(
             self.model_spec, prior_sd=self.prior_sd, prior=prior, likelihood=self.likelihood,
             noise_prior=self.noise_prior,
@@ -313,12 +328,14 @@ def check_pymc(definition, model, weighted):
     ]
     # the likelihood: observed, or a weighted potential of the same name
     assert ("sample_weight" in model.named_vars) == weighted
+    # a population prior's mixture density is a potential of its own
+    mixture = ["theta_prior"] if any(v.role == "mixture" for v in free) else []
     if weighted:
         assert [v.name for v in model.observed_RVs] == []
-        assert [v.name for v in model.potentials] == ["y_obs"]
+        assert [v.name for v in model.potentials] == mixture + ["y_obs"]
     else:
         assert [v.name for v in model.observed_RVs] == ["y_obs"]
-        assert [v.name for v in model.potentials] == []
+        assert [v.name for v in model.potentials] == mixture
     for name in definition.prediction_names() + definition.advi_start_names():
         assert name in model.named_vars
     advi = set(definition.advi_start_names())
@@ -359,8 +376,12 @@ def test_flat_backends_follow_the_table(case):
     table = check_table(definition)
     spec = case.model_spec
     regression = case.likelihood == "normal"
-    raws = [v for v in table if v.role == "raw"]
-    if case.prior_kind is None:
+    raws = [v for v in table if v.role in ("raw", "mixture")]
+    if case.prior_kind == "population":
+        assert [(v.name, v.shape, v.role) for v in raws] == [
+            ("theta", (spec.n_params,), "mixture")
+        ]
+    elif case.prior_kind is None:
         assert [v.name for v in raws] == [f"{p}_raw" for p in spec.param_shapes()]
         assert [v.shape for v in raws] == list(spec.param_shapes().values())
     elif case.prior_kind == "joint":
@@ -373,7 +394,7 @@ def test_flat_backends_follow_the_table(case):
     noise = [("sigma", ())] if regression else []
     assert [(v.name, v.shape) for v in table if v.free] == [(v.name, v.shape) for v in raws] + noise
     assert definition.prediction_names() == [*(n for n, _ in noise), *spec.param_shapes()]
-    assert definition.advi_start_names() == [v.name for v in raws]
+    assert definition.advi_start_names() == [v.name for v in raws if v.role == "raw"]
     check_derived(definition)
     weights = case.weights()
     check_pymc(definition, definition.build_pymc(X, y, None, weights), case.weighted)
@@ -477,8 +498,9 @@ def test_cache_key_differs_between_kinds_groups_and_priors():
     keys = [FlatModel(spec, prior=None).cache_key()]
     keys += [
         FlatModel(spec, prior=mvnormal_prior(spec, kind, 1.0, rng)).cache_key()
-        for kind in ("per_parameter", "joint")
+        for kind in ("per_parameter", "joint", "population")
     ]
+    keys += [FlatModel(spec, prior=mvnormal_prior(spec, "population", 1.0, rng, 5)).cache_key()]
     keys += [HierarchicalModel(spec, g).cache_key() for g in (1, 2, 3)]
     keys += [FlatModel(NetworkSpec(2, (3,), 1, "tanh", use_bias=False)).cache_key()]
     keys += [FlatModel(NetworkSpec(2, (3,), 1, "relu", use_bias=True)).cache_key()]

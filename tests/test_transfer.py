@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier, InformedPriorTransfer
-from skhbnn.priors import MvNormalPrior
+from skhbnn.priors import MvNormalPrior, PopulationPrior
 
 from .conftest import TINY
 
@@ -14,7 +14,18 @@ from .conftest import TINY
 def transfer(moons_groups):
     X, y, g = moons_groups
     hier = HierarchicalBayesianMLPClassifier(hidden_layer_sizes=(4,), **TINY)
-    return InformedPriorTransfer(hier).fit(X, y, groups=g)
+    return InformedPriorTransfer(hier, prior_type="mvnormal").fit(X, y, groups=g)
+
+
+def test_default_prior_is_the_population_prior(transfer, moons_groups):
+    X, y, g = moons_groups
+    default = InformedPriorTransfer(transfer.estimator_, prefit=True).fit(X, y, groups=g)
+    assert isinstance(default.prior_, PopulationPrior)
+    # the fitted population's draws: 60 (one chain), every weight
+    assert default.prior_.means.shape == (60, 17)
+    for est in default.estimators_.values():
+        assert est.prior is default.prior_
+        assert set(est.posterior_draws_) == {"w0", "b0", "w1", "b1"}
 
 
 def test_prior_has_one_mvnormal_per_parameter(transfer):

@@ -28,8 +28,9 @@ def fit_models(
     ``hier_sampler`` the draws / tune / chains of the flat and the
     hierarchical models; ``progress`` a
     :class:`~skhbnn.experiments.progress.Progress`.  Returns
-    ``(flats, hier, transfer)``: the dict ``{group: flat BNN}``, the
-    hierarchical BNN and the informed-prior transfer built from it.
+    ``(flats, hier, transfer, population)``: the dict ``{group: flat
+    BNN}``, the hierarchical BNN, the informed-prior transfer built from it
+    with the post's MvNormal priors, and the one with the population prior.
     """
     from sklearn.exceptions import ConvergenceWarning
 
@@ -72,13 +73,27 @@ def fit_models(
                 flat_estimator=BayesianMLPClassifier(
                     **common, random_state=seed, progressbar=False
                 ),
+                prior_type="mvnormal",
                 align=align,
                 **({"joint_prior": True} if joint_prior else {}),
             ).fit(X_tr, y_tr, groups=g_tr)
-    return flats, hier, transfer
+
+        # 4. The same under the population prior (the package's default).
+        with progress.stage(
+            "population prior", f"population-prior BNNs ({len(labels)} groups)"
+        ):
+            population = InformedPriorTransfer(
+                hier,
+                prefit=True,
+                flat_estimator=BayesianMLPClassifier(
+                    **common, random_state=seed, progressbar=False
+                ),
+                prior_type="population",
+            ).fit(X_tr, y_tr, groups=g_tr)
+    return flats, hier, transfer, population
 
 
-def accuracies(data, flats, hier, transfer) -> dict:
+def accuracies(data, flats, hier, transfer, population=None) -> dict:
     """Train and test accuracy (percent) of every model."""
     X_tr, X_te, y_tr, y_te, g_tr, g_te = data
 
@@ -96,6 +111,10 @@ def accuracies(data, flats, hier, transfer) -> dict:
             transfer.predict(X_tr, groups=g_tr), transfer.predict(X_te, groups=g_te)
         ),
     }
+    if population is not None:
+        preds["population prior"] = (
+            population.predict(X_tr, groups=g_tr), population.predict(X_te, groups=g_te)
+        )
     return {
         key: {"train": _accuracy(y_tr, p_tr), "test": _accuracy(y_te, p_te)}
         for key, (p_tr, p_te) in preds.items()

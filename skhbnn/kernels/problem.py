@@ -57,8 +57,9 @@ class Problem:
     # entries of the unconstrained vector whose initial value is not 0
     # (before the jitter): the log of the HalfNormal scales' support point
     init_offsets: dict[int, float]
-    # a population prior's components ``(means, sds)``, each (n_mix, P): a
-    # chain starts at one component drawn by its seed, jittered by its sds
+    # a population prior's components ``(means, sds, probabilities)``, each
+    # (n_mix, P) and (n_mix,): a chain starts at one component drawn by its
+    # seed with those probabilities, jittered by its sds
     init_centres: tuple | None = None
 
     @property
@@ -72,11 +73,17 @@ class Problem:
         for index, value in self.init_offsets.items():
             x[index] += value
         if self.init_centres is not None:
-            means, sds = self.init_centres
-            pick = rng.integers(means.shape[0])
+            means, sds, _ = self.init_centres
+            pick = rng.choice(means.shape[0], p=self.centre_probabilities())
             P = means.shape[1]
             x[:P] = means[pick] + sds[pick] * x[:P]
         return x
+
+    def centre_probabilities(self) -> np.ndarray:
+        """Which component a chain starts at: a population prior's estimate
+        of each component's posterior probability given the data
+        (:meth:`skhbnn.priors.PopulationPrior.component_posterior`)."""
+        return self.init_centres[2]
 
     # Python access to the C callbacks (tests, diagnostics, the route check)
     def evaluate(self, x: np.ndarray) -> tuple[int, float, np.ndarray]:
@@ -210,7 +217,11 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
     ]
     shapes = model.posterior_shapes()
     offsets = {P: math.log(noise_scale)} if n_noise else {}
-    centres = (mix[0], 1.0 / mix[1]) if model.mixture else None
+    centres = None
+    if model.mixture:
+        sigma = None if not n_noise else np.full(1, noise_scale)
+        centres = (mix[0], 1.0 / mix[1],
+                   prior.component_posterior(spec, X, y, weights, sigma=sigma)[0])
     problem = Problem(
         "flat", P + n_noise, header, (XT, y, w, layout, mean, scale, L, floats, *mix),
         shapes, offsets, centres,
