@@ -29,6 +29,7 @@ from .inference import (
     sample_nuts,
 )
 from .network import ACTIVATIONS, NetworkSpec
+from .priors import PopulationPrior
 from .validation import check_training_data, validate_X
 
 # Training rows whose predictions serve as convergence diagnostics.
@@ -118,7 +119,7 @@ class BaseBayesianMLP(BaseEstimator):
         "advi_iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "log_likelihood": ["boolean", StrOptions({"auto"})],
-        "combine_chains": [StrOptions({"stacking", "equal"})],
+        "combine_chains": [StrOptions({"auto", "stacking", "equal"})],
         "progressbar": ["boolean", StrOptions({"auto"})],
         "n_jobs": [
             None,
@@ -227,7 +228,8 @@ class BaseBayesianMLP(BaseEstimator):
         store = self.log_likelihood
         if store == "auto":
             store = n_chains * n_draws * n_rows <= _MAX_LOG_LIKELIHOOD_VALUES
-        stack = self.combine_chains == "stacking" and n_chains > 1
+        combination = self._combination()
+        stack = combination in ("stacking", "population") and n_chains > 1
         values = None
         if store:
             values = pointwise(np.arange(n_rows)).reshape(*shape, n_rows)
@@ -237,13 +239,22 @@ class BaseBayesianMLP(BaseEstimator):
             # modes as prediction sees them: chains that predict alike are one
             key = self._MODE_INVARIANT
             modes = chain_modes({key: invariants[key]}, RHAT_THRESHOLD, MIN_DRAWS_FOR_RHAT)
-        if modes is not None and modes.max() > 0:
+        if combination == "stacking" and modes is not None and modes.max() > 0:
             if values is None:
                 n_used = max(1, min(n_rows, _MAX_LOG_LIKELIHOOD_VALUES // (n_chains * n_draws)))
                 rows = np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
                 values = pointwise(rows).reshape(*shape, len(rows))
             self.chain_weights_, loo = mode_stacking(values, modes)
-        self._set_diagnostics(invariants, n_divergent, modes, loo)
+        self._set_diagnostics(invariants, n_divergent, modes, loo, combination)
+
+    def _combination(self) -> str:
+        """How prediction combines the chains: ``combine_chains``, its
+        "auto" resolved (see the estimators' docstrings)."""
+        if self.combine_chains != "auto":
+            return self.combine_chains
+        if isinstance(getattr(self, "prior", None), PopulationPrior):
+            return "population"
+        return "stacking"
 
     def _draw_weights(self):
         """Each flattened draw's weight in prediction, or ``None`` (equal)."""
@@ -252,12 +263,14 @@ class BaseBayesianMLP(BaseEstimator):
             return None
         return draw_weights(weights, next(iter(self.posterior_draws_.values())).shape[1])
 
-    def _set_diagnostics(self, invariants: dict, n_divergent, modes=None, loo=None) -> None:
+    def _set_diagnostics(self, invariants: dict, n_divergent, modes=None, loo=None,
+                         combination=None) -> None:
         if self.inference != "nuts":
             self.diagnostics_ = None
             return
         self.diagnostics_ = invariant_diagnostics(
-            invariants, n_divergent, getattr(self, "chain_weights_", None), modes, loo
+            invariants, n_divergent, getattr(self, "chain_weights_", None), modes, loo,
+            combination="population" if combination == "population" else None,
         )
         warn_if_unreliable(self.diagnostics_, type(self).__name__)
 

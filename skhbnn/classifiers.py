@@ -72,12 +72,17 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         ``idata_.log_likelihood`` (for ``az.loo`` and ``az.compare``); "auto"
         stores it when it has at most 10 million values (chains x draws x
         rows).
-    combine_chains : {"stacking", "equal"}, default="stacking"
+    combine_chains : {"auto", "stacking", "equal"}, default="auto"
         How prediction combines the chains.  BNN chains often sit in
         different modes that NUTS does not cross; "stacking" weights each
         chain by how well it predicts left-out training rows (PSIS-LOO;
-        Yao, Vehtari & Gelman 2022), "equal" averages the chains.  The
-        weights are ``chain_weights_`` and ``diagnostics_["chain_weights"]``.
+        Yao, Vehtari & Gelman 2022), "equal" averages the chains.  "auto" is
+        "stacking", except under a :class:`~skhbnn.PopulationPrior`: there
+        each chain starts in a component drawn by its posterior probability
+        given the data, so averaging the chains weighs the modes by their
+        posterior mass (``diagnostics_["combination"]`` is "population";
+        measured better than stacking on few rows, ``docs/recipes.md``).
+        The weights are ``chain_weights_`` and ``diagnostics_["chain_weights"]``.
     progressbar : bool or "auto", default="auto"
         Show a progress bar while fitting; "auto" shows it in an interactive
         terminal, except for the clones that cross-validation, grid search
@@ -139,7 +144,7 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",
-        combine_chains="stacking",
+        combine_chains="auto",
         progressbar="auto",
         n_jobs=None,
     ):

@@ -180,6 +180,7 @@ def invariant_diagnostics(
     chain_weights=None,
     modes=None,
     chain_loo: dict | None = None,
+    combination: str | None = None,
 ) -> dict:
     """Mixing within modes and the mode structure between them, on
     symmetry-invariant quantities.
@@ -200,6 +201,10 @@ def invariant_diagnostics(
     chain_loo : dict, default=None
         ``elpd`` (per mode, PSIS-LOO) and ``khat_share`` (per mode, the
         share of rows with Pareto k-hat above 0.7), from stacking.
+    combination : str, default=None
+        ``"population"`` for chains averaged by design across modes (under a
+        population prior); ``None``: ``"stacking"`` with ``modes``, else
+        ``"equal"``.
 
     Returns
     -------
@@ -214,7 +219,9 @@ def invariant_diagnostics(
       quantities, not the :data:`STRUCTURAL` ones;
     * between chains: ``rhat`` / ``max_rhat`` (R-hat across all chains: above
       1.05 the chains sit in different modes), ``chain_weights``,
-      ``combination`` (``"stacking"`` or ``"equal"``), ``chain_modes`` and,
+      ``combination`` (``"stacking"``, ``"equal"``, or ``"population"``:
+      chains under a population prior, started in components drawn by
+      their posterior probability and averaged), ``chain_modes`` and,
       where chains sat in several modes, ``mode_elpd_loo`` and
       ``mode_khat_share``.
     """
@@ -223,7 +230,8 @@ def invariant_diagnostics(
     stacked = chain_weights is not None
     weights = np.full(n_chains, 1.0 / n_chains) if not stacked else np.asarray(chain_weights, float)
     # chains in one mode agree, so equal weights are the combination
-    combination = "equal" if modes is None else "stacking"
+    if combination is None:
+        combination = "equal" if modes is None else "stacking"
     used = weights > 0
     if n_divergent is None:
         n_div, rate = None, None
@@ -234,7 +242,9 @@ def invariant_diagnostics(
         rate = counted / (int(used.sum()) * n_draws)
     columns = informative_columns(invariants) if n_draws >= MIN_DRAWS_FOR_RHAT else {}
     rhat = _per_quantity(columns, lambda c: np.nanmax(rhat_rank(c))) if n_chains > 1 else {}
-    ess_of = (lambda c: _combined_ess(c, weights)) if stacked else (lambda c: np.nanmin(ess_bulk(c)))
+    # chains combined by design across modes: the ESS of their mixture
+    combined = stacked or (combination == "population" and modes is not None)
+    ess_of = (lambda c: _combined_ess(c, weights)) if combined else (lambda c: np.nanmin(ess_bulk(c)))
     ess = _per_quantity(columns, ess_of)
     within = _per_quantity(columns, lambda c: _within_rhat(c, weights, modes))
     out = {

@@ -119,7 +119,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",
-        combine_chains="stacking",
+        combine_chains="auto",
         progressbar="auto",
         n_jobs=None,
     ):

@@ -149,7 +149,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         Store the pointwise log-likelihood of the training rows, in ``y``'s
         units, in ``idata_.log_likelihood`` (for ``az.loo``); "auto" up to 10
         million values.
-    combine_chains : {"stacking", "equal"}, default="stacking"
+    combine_chains : {"auto", "stacking", "equal"}, default="auto"
         How prediction combines chains that sit in different modes (see
         :class:`BayesianMLPClassifier`).
     progressbar : bool or "auto", default="auto"
@@ -213,7 +213,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",
-        combine_chains="stacking",
+        combine_chains="auto",
         progressbar="auto",
         n_jobs=None,
     ):

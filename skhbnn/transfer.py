@@ -203,17 +203,13 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
 
     ``fit`` fits a :class:`HierarchicalBayesianMLPClassifier` (or takes a
     fitted one with ``prefit=True``), turns its group distribution into a
-    prior (:attr:`prior_`: by default the population predictive itself, a
-    :class:`~skhbnn.PopulationPrior`; or the post's one MvNormal per weight
-    matrix), then fits one :class:`BayesianMLPClassifier` per group under
-    that prior.  Rows are
-    predicted by their group's flat network; a group never seen in fit is
-    predicted by the *prior network*: the group-mean weights of the
-    hierarchical posterior.
-
-    The prior is the cold-start tool: for a new group with a handful of
-    labelled points, ``BayesianMLPClassifier(prior=transfer.prior_)`` learns
-    from far fewer points than the default isotropic prior needs.
+    prior (:attr:`prior_`: the population predictive, a
+    :class:`~skhbnn.PopulationPrior`, or the post's one MvNormal per weight
+    matrix), then fits one :class:`BayesianMLPClassifier` per group under it.
+    Rows are predicted by their group's flat network, groups never seen in
+    fit by the *prior network* (the hierarchical group-mean weights).  For
+    a new group's cold start, ``BayesianMLPClassifier(prior=transfer.prior_)``
+    (or :meth:`HierarchicalBayesianMLPClassifier.fit_new_group`).
 
     Parameters
     ----------
@@ -232,23 +228,17 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
     new_groups : {"prior", "error"}, default="prior"
         Predict groups never seen in fit with the prior network, or raise.
     prior_type : {"population", "mvnormal"}, default="population"
-        ``"population"``: the hierarchical model's population predictive
-        (:meth:`~HierarchicalBayesianMLPClassifier.population_prior`, a
-        mixture over 500 posterior draws; no alignment, nothing lost to a
-        single Normal).  ``"mvnormal"``: the post's method, one MvNormal per
-        weight matrix (:meth:`~HierarchicalBayesianMLPClassifier.informed_prior`),
-        shaped by ``joint_prior`` and ``align``.  ``docs/recipes.md``, "Cold
-        start", compares them.
+        The population predictive (:meth:`~HierarchicalBayesianMLPClassifier.
+        population_prior`, a mixture over posterior draws), or the post's one
+        MvNormal per weight matrix (:meth:`~HierarchicalBayesianMLPClassifier.
+        informed_prior`, shaped by the next two); ``docs/recipes.md``.
     joint_prior : bool, default=False
-        With ``prior_type="mvnormal"``: one MvNormal prior over all weights
-        (keeps the correlations between layers of the group-mean posterior)
-        instead of the seed's one per weight matrix.
+        ``"mvnormal"`` only: one MvNormal over all weights (keeps the
+        correlations between layers) instead of one per weight matrix.
     align : {"draws", "chains", "none"}, default="draws"
-        With ``prior_type="mvnormal"``: before pooling the group-mean draws
-        into the prior, map the hidden units of every draw onto the posterior
-        mean (``"draws"``), of every chain onto the first chain
-        (``"chains"``), or not at all.  Pooling unaligned modes averages them
-        into mush (see :mod:`skhbnn.alignment`).
+        ``"mvnormal"`` only: map the hidden units of every draw onto the
+        posterior mean (``"draws"``), of every chain onto the first
+        (``"chains"``), or not at all, before pooling (:mod:`skhbnn.alignment`).
 
     Attributes
     ----------

@@ -496,7 +496,7 @@ def test_bad_prior(case, data, monkeypatch):
 )
 def test_prior_of_wrong_type(prior, data, monkeypatch):
     est = make("flat", prior=prior)
-    match = _invalid("prior") + r" None or an object implementing 'validate' and 'cholesky'"
+    match = _invalid("prior") + r" None or an object implementing 'validate'"
     _check_case(est, monkeypatch, ValueError, match, "fit", data.df, data.y)
 
 

@@ -168,7 +168,10 @@ NOT_SAVED = {
     "_skhbnn_clone": "marks a clone made by model selection or a transfer (progress bars)",
 }
 # Fitted attributes that fit sets only for some inputs.
-OPTIONAL = {"feature_names_in_": "set only when X has column names"}
+OPTIONAL = {
+    "feature_names_in_": "set only when X has column names",
+    "new_group_estimators_": "set by fit_new_group, not by fit (tests/test_coldstart.py saves it)",
+}
 
 
 def _fitted(which, request):

@@ -67,7 +67,8 @@ def test_unseen_group_uses_the_prior_network(transfer, moons_groups):
 
 def test_prefit_reuses_the_hierarchical_fit(transfer, moons_groups):
     X, y, g = moons_groups
-    again = InformedPriorTransfer(transfer.estimator_, prefit=True).fit(X, y, groups=g)
+    again = InformedPriorTransfer(transfer.estimator_, prefit=True, prior_type="mvnormal")
+    again.fit(X, y, groups=g)
     assert again.estimator_ is transfer.estimator_
     for k in again.prior_.means:
         np.testing.assert_array_equal(again.prior_.means[k], transfer.prior_.means[k])
@@ -117,7 +118,9 @@ def test_prior_feeds_a_cold_start_classifier(transfer, moons_groups):
 
 def test_joint_prior_option(transfer, moons_groups):
     X, y, g = moons_groups
-    joint = InformedPriorTransfer(transfer.estimator_, prefit=True, joint_prior=True)
+    joint = InformedPriorTransfer(
+        transfer.estimator_, prefit=True, prior_type="mvnormal", joint_prior=True
+    )
     joint.fit(X, y, groups=g)
     assert list(joint.prior_.covs) == ["joint"]
     assert joint.prior_.covs["joint"].shape == (17, 17)  # w0 2*4 + b0 4 + w1 4 + b1 1

@@ -65,7 +65,8 @@ from .abi import (
     P as SLOT_P,
 )
 from .density import finite_status as _status
-from .density import flat_logp_grad, hierarchical_logp_grad, mixture_logp_grad
+from .density import flat_logp_grad, hierarchical_logp_grad
+from .mixture import mixture_logp_grad
 
 _LOGP_SIG = types.int64(
     types.uint64,

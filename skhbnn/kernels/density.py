@@ -277,60 +277,6 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, noise_scale
 
 
 @njit(**_JIT)
-def mixture_logp_grad(x, XT, y, rw, layout, act, means, inv_sd, norm, const, noise_scale,
-                      grad):
-    """Flat model under a population prior: ``x = theta`` (all weights,
-    centred), a regression's ``log sigma`` last.  The prior is the mixture
-    ``sum_s exp(norm[s]) prod_p N(theta_p; means[s, p], 1 / inv_sd[s, p])``
-    (``norm[s]``: log weight and normaliser of component ``s``); its
-    gradient is the responsibilities' mix of the components' gradients.
-    Returns the log density; writes its gradient with respect to ``x``."""
-    P = means.shape[1]
-    S = means.shape[0]
-    n = y.size
-    total = const
-    sigma = 0.0
-    if x.size > P:
-        value, slope = _noise_prior(x[P], noise_scale)
-        total += value
-        grad[P] = slope
-        sigma = math.exp(x[P])
-    # log components, then log-sum-exp and responsibilities
-    terms = np.empty(S)
-    top = -np.inf
-    for s in range(S):
-        q = 0.0
-        for p in range(P):
-            z = (x[p] - means[s, p]) * inv_sd[s, p]
-            q += z * z
-        terms[s] = norm[s] - 0.5 * q
-        top = max(top, terms[s])
-    acc = 0.0
-    for s in range(S):
-        terms[s] = math.exp(terms[s] - top)
-        acc += terms[s]
-    total += top + math.log(acc)
-    for p in range(P):
-        grad[p] = 0.0
-    for s in range(S):
-        r = terms[s] / acc
-        if r < 1e-300:
-            continue
-        for p in range(P):
-            v = inv_sd[s, p]
-            grad[p] -= r * (x[p] - means[s, p]) * v * v
-    gtheta = np.zeros(P)
-    H, D = _scratch(layout, max(n, 1))
-    loglik, gsigma = _network_loglik(x, XT, y, rw, 0, n, layout, act, H, D, gtheta, sigma)
-    total += loglik
-    if x.size > P:
-        grad[P] += gsigma
-    for p in range(P):
-        grad[p] += gtheta[p]
-    return total
-
-
-@njit(**_JIT)
 def hierarchical_logp_grad(
     x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, n_noise, noise_scale,
     const, grad,

@@ -324,9 +324,17 @@ def callbacks() -> dict:
             from . import cfuncs
 
             if _stale(cfuncs):
+                # numba keys a function's cache on its own source file: the
+                # mixture kernel, compiled with density.py's functions inlined,
+                # would load its old machine code too, so it is flushed and
+                # recompiled with the callbacks.
+                from . import mixture
+
                 for names in _NAMES.values():
                     for name in names:
                         getattr(cfuncs, name)._cache.flush()
+                mixture.mixture_logp_grad._cache.flush()
+                importlib.reload(mixture)
                 cfuncs = importlib.reload(cfuncs)
                 if _stale(cfuncs):
                     raise StaleKernelError(
