@@ -347,8 +347,8 @@ def population_prior(
     draw_weights : ndarray of shape (n_draws,), optional
         Each draw's weight (``None``: equal).  Draws of weight 0 are left out.
     n_components : int, optional
-        Keep this many draws, evenly spaced (within each chain's run of
-        draws, as the draws are ordered); ``None`` keeps all.
+        Keep this many draws, evenly spaced over the draws of positive
+        weight (in their order: chain by chain); ``None`` keeps all.
     target_scale : (float, float), optional
         A regression's ``(y_mean, y_scale)``.
     """

@@ -187,7 +187,8 @@ def test_reduced_run_writes_results(reduced_run):
         assert 0 <= acc["test"] <= 100 and 0 <= acc["train"] <= 100
         assert f"{acc['test']:.2f}" in stdout
     # Every stage reported its duration (the log is not a terminal: no bars).
-    stages = ["flat", "hierarchical", "informed prior", "evaluate", "figures"]
+    stages = ["flat", "hierarchical", "informed prior", "population prior", "evaluate",
+              "figures"]
     assert set(summary["durations_s"]) == set(stages)
     assert stderr.count("done in") == len(stages)
     md = (out / "results.md").read_text()

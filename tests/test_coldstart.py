@@ -229,3 +229,35 @@ def test_the_pymc_route_samples_under_a_population_prior(hier, moons):
     flat = BayesianMLPClassifier(prior=prior, sampler="pymc", **settings).fit(Xk, yk)
     assert flat.predict_proba(Xt).shape == (len(Xt), 2)
     assert np.mean(flat.predict(Xt) == yt) > 0.6
+
+
+def test_chains_under_a_population_prior_are_averaged_by_default(hier, moons):
+    """combine_chains="auto": chains started in components drawn by their
+    posterior probability are averaged (the modes weighed by the chains
+    that started in them); "stacking" stays selectable."""
+    Xk, yk, _, _ = _new_group(moons, N_POP + 1, 10)
+    prior = hier.population_prior()
+    auto = BayesianMLPClassifier(prior=prior, **SMALL).fit(Xk, yk)
+    assert auto.chain_weights_ is None
+    assert auto.diagnostics_["combination"] == "population"
+    assert "chain_modes" in auto.diagnostics_
+    stacked = BayesianMLPClassifier(prior=prior, combine_chains="stacking", **SMALL).fit(Xk, yk)
+    assert stacked.diagnostics_["combination"] in ("stacking", "equal")
+    # without a population prior "auto" is stacking
+    plain = BayesianMLPClassifier(**SMALL).fit(Xk, yk)
+    assert plain.diagnostics_["combination"] in ("stacking", "equal")
+
+
+def test_modes_averaged_by_design_do_not_warn():
+    from skhbnn.diagnostics import invariant_diagnostics, reliability_problems
+
+    rng = np.random.default_rng(0)
+    # two chains in clearly different modes, each well mixed
+    proba = np.concatenate([rng.normal(0.2, 0.01, (1, 400, 3)),
+                            rng.normal(0.8, 0.01, (1, 400, 3))])
+    equal = invariant_diagnostics({"proba": proba}, 0)
+    population = invariant_diagnostics({"proba": proba}, 0, modes=np.array([0, 1]),
+                                       combination="population")
+    assert any("different modes" in p for p in reliability_problems(equal))
+    assert population["combination"] == "population"
+    assert reliability_problems(population) == []

@@ -94,28 +94,31 @@ def fit_models(
 
 
 def accuracies(data, flats, hier, transfer, population=None) -> dict:
-    """Train and test accuracy (percent) of every model."""
+    """Train and test accuracy (percent) and test log loss of every model."""
+    from sklearn.metrics import log_loss
+
     X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    classes = np.unique(y_tr)
 
     def per_group(X, g):
-        pred = np.empty(len(X), dtype=y_tr.dtype)
+        proba = np.empty((len(X), len(classes)))
         for label, flat in flats.items():
             rows = g == label
-            pred[rows] = flat.predict(X[rows])
-        return pred
+            proba[rows] = flat.predict_proba(X[rows])
+        return proba
 
-    preds = {
-        "flat": (per_group(X_tr, g_tr), per_group(X_te, g_te)),
-        "hierarchical": (hier.predict(X_tr, groups=g_tr), hier.predict(X_te, groups=g_te)),
-        "informed prior": (
-            transfer.predict(X_tr, groups=g_tr), transfer.predict(X_te, groups=g_te)
-        ),
-    }
+    models = {"flat": None, "hierarchical": hier, "informed prior": transfer}
     if population is not None:
-        preds["population prior"] = (
-            population.predict(X_tr, groups=g_tr), population.predict(X_te, groups=g_te)
-        )
-    return {
-        key: {"train": _accuracy(y_tr, p_tr), "test": _accuracy(y_te, p_te)}
-        for key, (p_tr, p_te) in preds.items()
-    }
+        models["population prior"] = population
+    out = {}
+    for key, model in models.items():
+        if model is None:
+            p_tr, p_te = per_group(X_tr, g_tr), per_group(X_te, g_te)
+        else:
+            p_tr, p_te = model.predict_proba(X_tr, groups=g_tr), model.predict_proba(X_te, groups=g_te)
+        out[key] = {
+            "train": _accuracy(y_tr, classes[p_tr.argmax(axis=1)]),
+            "test": _accuracy(y_te, classes[p_te.argmax(axis=1)]),
+            "test_log_loss": float(log_loss(y_te, p_te, labels=classes)),
+        }
+    return out

@@ -59,8 +59,8 @@ FULL_HIERARCHICAL = dict(tune=5000, chains=1)
 def format_table(results: dict) -> str:
     """The accuracy table, ours next to the post's (markdown)."""
     lines = [
-        "| model | train % | test % | post train % | post test % |",
-        "|---|---:|---:|---:|---:|",
+        "| model | train % | test % | test log loss | post train % | post test % |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for key in MODEL_LABELS:
         if key not in results:
@@ -68,7 +68,11 @@ def format_table(results: dict) -> str:
         r = results[key]
         post = POST_RESULTS.get(key)
         post_text = "| - | - |" if post is None else f"| {post[0]:.2f} | {post[1]:.2f} |"
-        lines.append(f"| {MODEL_LABELS[key]} | {r['train']:.2f} | {r['test']:.2f} {post_text}")
+        loss = r.get("test_log_loss")
+        loss_text = "-" if loss is None else f"{loss:.4f}"
+        lines.append(
+            f"| {MODEL_LABELS[key]} | {r['train']:.2f} | {r['test']:.2f} | {loss_text} {post_text}"
+        )
     return "\n".join(lines)
 
 
