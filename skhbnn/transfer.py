@@ -148,10 +148,8 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
         self._flat_template(unfitted)._validate_params()
         hier = self._hierarchical(X, y, groups, weights)
         self._check_prefit(hier)
-        if self.prior_type == "population":
-            prior = hier.population_prior()
-        else:
-            prior = hier.informed_prior(align=self.align, joint=self.joint_prior)
+        prior = (hier.population_prior() if self.prior_type == "population"
+                 else hier.informed_prior(align=self.align, joint=self.joint_prior))
         template = self._flat_template(hier)
         seeds = check_random_state(template.random_state).randint(
             np.iinfo(np.int32).max, size=len(encoder.classes_)
@@ -228,13 +226,11 @@ class InformedPriorTransfer(ClassifierMixin, _BaseTransfer):
     new_groups : {"prior", "error"}, default="prior"
         Predict groups never seen in fit with the prior network, or raise.
     prior_type : {"population", "mvnormal"}, default="population"
-        The population predictive (:meth:`~HierarchicalBayesianMLPClassifier.
-        population_prior`, a mixture over posterior draws), or the post's one
-        MvNormal per weight matrix (:meth:`~HierarchicalBayesianMLPClassifier.
-        informed_prior`, shaped by the next two); ``docs/recipes.md``.
+        The hierarchical model's ``population_prior()`` (a mixture over its
+        posterior draws) or the post's ``informed_prior()`` (one MvNormal per
+        weight matrix, shaped by the next two); see ``docs/recipes.md``.
     joint_prior : bool, default=False
-        ``"mvnormal"`` only: one MvNormal over all weights (keeps the
-        correlations between layers) instead of one per weight matrix.
+        ``"mvnormal"`` only: one MvNormal over all weights, not one per matrix.
     align : {"draws", "chains", "none"}, default="draws"
         ``"mvnormal"`` only: map the hidden units of every draw onto the
         posterior mean (``"draws"``), of every chain onto the first
