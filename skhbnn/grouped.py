@@ -216,6 +216,13 @@ class HierarchicalMixin:
             it (``docs/recipes.md``, "Cold start").
         """
         check_is_fitted(self)
+        if n_components is not None and (
+            not isinstance(n_components, Integral) or isinstance(n_components, bool)
+            or n_components < 1
+        ):
+            raise ValueError(
+                f"n_components must be a positive integer or None; got {n_components!r}."
+            )
         spec = self.network_
         names = spec.param_shapes()
         draws = flatten_chains(self.posterior_draws_)

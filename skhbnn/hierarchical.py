@@ -115,6 +115,10 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
     network_ : NetworkSpec
     chain_weights_ : ndarray of shape (chains,) or None
         Each chain's weight in prediction (``None``: equal weights).
+    new_group_estimators_ : dict
+        Set by :meth:`fit_new_group`: group label -> the fitted
+        :class:`BayesianMLPClassifier` (under the population prior) that
+        serves that group.
     diagnostics_ : dict or None
         Mixing within modes (``within_mode_rhat``, ``min_ess`` of the
         combined predictive, ``divergence_rate``) and the modes between them

@@ -77,6 +77,9 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
     network_ : NetworkSpec
     chain_weights_ : ndarray of shape (chains,) or None
     diagnostics_ : dict or None
+    new_group_estimators_ : dict
+        Set by :meth:`fit_new_group`: group label -> its fitted
+        :class:`BayesianMLPRegressor`.
 
     Examples
     --------

@@ -184,6 +184,8 @@ def test_fit_new_group_is_refused_for_bad_input(hier, moons):
         est.fit_new_group(Xk, yk)
     with pytest.raises(ValueError, match="features"):
         est.fit_new_group(Xk[:, :1], yk, group="x")
+    with pytest.raises(ValueError, match="n_components must be a positive integer"):
+        est.fit_new_group(Xk, yk, group="x", n_components=0)
     assert not hasattr(est, "new_group_estimators_")
 
 
