@@ -19,6 +19,14 @@ from .prediction import flatten_chains
 from .priors import MvNormalPrior, PopulationPrior, informed_prior, population_prior
 
 
+def shared_params(flat, hierarchical) -> tuple[str, ...]:
+    """Parameters a flat estimator inherits from a hierarchical one (the
+    transfers' default flat models, :meth:`HierarchicalMixin.fit_new_group`):
+    every constructor parameter the two classes share (network, sampler,
+    prediction), derived so that a new one is passed on without listing it."""
+    return tuple(sorted(set(flat._get_param_names()) & set(hierarchical._get_param_names())))
+
+
 def _group_sd(draws: dict, param: str, spec) -> np.ndarray:
     """Draws of the group sd that scales ``param``.  Fits saved by skhbnn
     0.1.0 have one sd per layer (``sd{l}``), biases included."""
@@ -97,10 +105,10 @@ class HierarchicalMixin:
         parts = []
         if added and groups is not None:
             labels = check_groups(groups, X.shape[0])
-            for label, estimator in added.items():
-                rows = np.array([g == label for g in labels], dtype=bool)
-                if rows.any():
-                    parts.append((rows, estimator))
+            encoder = GroupEncoder().fit(np.array(list(added), dtype=object))
+            new_codes = encoder.transform(labels)
+            parts = [(new_codes == c, added[encoder.classes_[c]])
+                     for c in np.unique(new_codes[new_codes >= 0])]
             if parts:
                 rest = ~np.logical_or.reduce([rows for rows, _ in parts])
                 codes = np.full(X.shape[0], -2)
@@ -160,8 +168,8 @@ class HierarchicalMixin:
             )
         X = self._check_fitted_X(X)
         prior = self.population_prior(n_components)
-        shared = set(self._flat_class._get_param_names()) & set(self._get_param_names())
-        flat = self._flat_class(**{k: self.get_params()[k] for k in sorted(shared)})
+        params = self.get_params()
+        flat = self._flat_class(**{k: params[k] for k in shared_params(self._flat_class, self)})
         flat.set_params(prior=prior)
         if flat.progressbar == "auto":
             flat.set_params(progressbar=False)

@@ -259,15 +259,22 @@ class PopulationPrior:
         with np.errstate(divide="ignore"):
             return np.log(w / w.sum())
 
+    def log_normalisers(self) -> np.ndarray:
+        """Each component's ``log w_s - sum_p log sd_sp - P/2 log 2 pi``: its
+        log density at its mean, what the kernels and the PyMC model add to
+        ``-|z|^2 / 2``."""
+        sds = np.asarray(self.sds, dtype=float)
+        return (self.log_weights() - np.log(sds).sum(axis=1)
+                - 0.5 * sds.shape[1] * math.log(2.0 * math.pi))
+
     def log_density(self, theta: np.ndarray) -> np.ndarray:
         """Log density at flattened weights ``theta`` (``(..., n_params)``)."""
         theta = np.asarray(theta, dtype=float)[..., None, :]
         means, sds = np.asarray(self.means, float), np.asarray(self.sds, float)
         z = (theta - means) / sds
-        terms = self.log_weights() - np.sum(0.5 * z * z + np.log(sds), axis=-1)
+        terms = self.log_normalisers() - 0.5 * np.sum(z * z, axis=-1)
         top = np.max(terms, axis=-1, keepdims=True)
-        lse = top[..., 0] + np.log(np.sum(np.exp(terms - top), axis=-1))
-        return lse - 0.5 * means.shape[1] * math.log(2.0 * math.pi)
+        return top[..., 0] + np.log(np.sum(np.exp(terms - top), axis=-1))
 
     def component_posterior(self, spec: NetworkSpec, X, y, weights=None, sigma=None,
                             n_draws: int = 8, random_state=0):

@@ -22,18 +22,12 @@ from .classifiers import BayesianMLPClassifier
 from .hierarchical import HierarchicalBayesianMLPClassifier
 from .hierarchical_regressor import HierarchicalBayesianMLPRegressor
 from .regressors import BayesianMLPRegressor
+from .grouped import shared_params
 from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
 from .registry import register_estimator
 
 
-def _shared_params(flat, hierarchical) -> tuple[str, ...]:
-    """Parameters a default flat estimator inherits from the hierarchical one:
-    every constructor parameter the two classes share (network, sampler,
-    prediction), derived so that a new one is passed on without listing it."""
-    return tuple(sorted(set(flat._get_param_names()) & set(hierarchical._get_param_names())))
-
-
-_SHARED_PARAMS = _shared_params(BayesianMLPClassifier, HierarchicalBayesianMLPClassifier)
+_SHARED_PARAMS = shared_params(BayesianMLPClassifier, HierarchicalBayesianMLPClassifier)
 _STRUCTURE_PARAMS = ("hidden_layer_sizes", "activation", "use_bias")
 
 
@@ -367,7 +361,7 @@ class InformedPriorTransferRegressor(RegressorMixin, _BaseTransfer):
     """
     _hierarchical_class = HierarchicalBayesianMLPRegressor
     _flat_class = BayesianMLPRegressor
-    _shared = _shared_params(BayesianMLPRegressor, HierarchicalBayesianMLPRegressor)
+    _shared = shared_params(BayesianMLPRegressor, HierarchicalBayesianMLPRegressor)
 
     def __init__(
         self,

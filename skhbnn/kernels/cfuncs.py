@@ -103,41 +103,32 @@ def flat_logp(dim, x_, out_, logp_, user_data):
     P = h[SLOT_P]
     if dim != P + h[N_NOISE]:
         return WRONG_SIZE
-    n, n_features, n_layers, Ln = h[N_ROWS], h[N_FEATURES], h[N_LAYERS], h[F_LN]
+    n, n_features, n_layers, Ln, S = h[N_ROWS], h[N_FEATURES], h[N_LAYERS], h[F_LN], h[F_NMIX]
     floats = carray(_void(h[F_FLOATS]), (2,), np.float64)
     lp = carray(logp_, (1,))
-    S = h[F_NMIX]
-    if S > 0:
+    x = carray(x_, (dim,))
+    X_t = carray(_void(h[XT]), (n_features, n), np.float64)
+    y = carray(_void(h[Y]), (n,), np.float64)
+    rw = carray(_void(h[W]), (n,), np.float64)
+    layout = carray(_void(h[LAYOUT]), (n_layers, 4), np.int64)
+    grad = carray(out_, (dim,))
+    if S > 0:  # a population prior
         lp[0] = mixture_logp_grad(
-            carray(x_, (dim,)),
-            carray(_void(h[XT]), (n_features, n), np.float64),
-            carray(_void(h[Y]), (n,), np.float64),
-            carray(_void(h[W]), (n,), np.float64),
-            carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
-            h[ACT],
+            x, X_t, y, rw, layout, h[ACT],
             carray(_void(h[F_MIX_MEAN]), (S, P), np.float64),
             carray(_void(h[F_MIX_INVSD]), (S, P), np.float64),
             carray(_void(h[F_MIX_NORM]), (S,), np.float64),
-            floats[0],
-            floats[1],
-            carray(out_, (dim,)),
+            floats[0], floats[1], grad,
         )
-        return _status(lp[0], carray(out_, (dim,)))
-    lp[0] = flat_logp_grad(
-        carray(x_, (dim,)),
-        carray(_void(h[XT]), (n_features, n), np.float64),
-        carray(_void(h[Y]), (n,), np.float64),
-        carray(_void(h[W]), (n,), np.float64),
-        carray(_void(h[LAYOUT]), (n_layers, 4), np.int64),
-        h[ACT],
-        carray(_void(h[F_MEAN]), (P,), np.float64),
-        carray(_void(h[F_SCALE]), (P,), np.float64),
-        carray(_void(h[F_L]), (Ln, Ln), np.float64),
-        floats[0],
-        floats[1],
-        carray(out_, (dim,)),
-    )
-    return _status(lp[0], carray(out_, (dim,)))
+    else:
+        lp[0] = flat_logp_grad(
+            x, X_t, y, rw, layout, h[ACT],
+            carray(_void(h[F_MEAN]), (P,), np.float64),
+            carray(_void(h[F_SCALE]), (P,), np.float64),
+            carray(_void(h[F_L]), (Ln, Ln), np.float64),
+            floats[0], floats[1], grad,
+        )
+    return _status(lp[0], grad)
 
 
 @cfunc(_EXPAND_SIG, cache=True, nopython=True)

@@ -234,6 +234,34 @@ def _noise_prior(u, scale):
 
 
 @njit(**_JIT)
+def _flat_noise(x, P, noise_scale, grad):
+    """A flat model's noise sd, ``x[P] = log sigma`` after the ``P``
+    weight coordinates: ``(its prior's log density, sigma)``, the prior's
+    slope written to ``grad[P]``; ``(0, 0)`` for a classifier (no noise)."""
+    if x.size <= P:
+        return 0.0, 0.0
+    value, slope = _noise_prior(x[P], noise_scale)
+    grad[P] = slope
+    return value, math.exp(x[P])
+
+
+@njit(**_JIT)
+def _flat_loglik(theta, XT, y, rw, layout, act, sigma, grad):
+    """Log likelihood of every row under one network ``theta`` (noise sd
+    ``sigma``, 0 for a classifier) and its gradient ``gtheta`` (a new
+    array); a regression's slope in ``log sigma`` is added to
+    ``grad[theta.size]``."""
+    P = theta.size
+    n = y.size
+    gtheta = np.zeros(P)
+    H, D = _scratch(layout, max(n, 1))
+    loglik, gsigma = _network_loglik(theta, XT, y, rw, 0, n, layout, act, H, D, gtheta, sigma)
+    if grad.size > P:
+        grad[P] += gsigma
+    return loglik, gtheta
+
+
+@njit(**_JIT)
 def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, noise_scale, grad):
     """Flat model: ``theta = mean + scale * z`` (independent prior, ``L``
     empty) or ``theta = mean + L @ z`` (MvNormal prior); ``z ~ N(0, I)``.
@@ -241,7 +269,6 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, noise_scale
     HalfNormal(noise_scale)``.  Returns the log density; writes its gradient
     with respect to ``z``."""
     P = mean.size
-    n = y.size
     theta = np.empty(P)
     dense = L.shape[0] > 0
     for p in range(P):
@@ -252,18 +279,10 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, noise_scale
         else:
             theta[p] += scale[p] * z[p]
     total = const
-    sigma = 0.0
-    if z.size > P:
-        value, slope = _noise_prior(z[P], noise_scale)
-        total += value
-        grad[P] = slope
-        sigma = math.exp(z[P])
-    gtheta = np.zeros(P)
-    H, D = _scratch(layout, max(n, 1))
-    loglik, gsigma = _network_loglik(theta, XT, y, rw, 0, n, layout, act, H, D, gtheta, sigma)
+    value, sigma = _flat_noise(z, P, noise_scale, grad)
+    total += value
+    loglik, gtheta = _flat_loglik(theta, XT, y, rw, layout, act, sigma, grad)
     total += loglik
-    if z.size > P:
-        grad[P] += gsigma
     for p in range(P):
         total -= 0.5 * z[p] * z[p]
         if dense:

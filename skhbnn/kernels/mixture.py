@@ -17,7 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .density import _JIT, _network_loglik, _noise_prior, _scratch
+from .density import _JIT, _flat_loglik, _flat_noise
 
 
 @njit(**_JIT)
@@ -31,14 +31,9 @@ def mixture_logp_grad(x, XT, y, rw, layout, act, means, inv_sd, norm, const, noi
     Returns the log density; writes its gradient with respect to ``x``."""
     P = means.shape[1]
     S = means.shape[0]
-    n = y.size
     total = const
-    sigma = 0.0
-    if x.size > P:
-        value, slope = _noise_prior(x[P], noise_scale)
-        total += value
-        grad[P] = slope
-        sigma = math.exp(x[P])
+    value, sigma = _flat_noise(x, P, noise_scale, grad)
+    total += value
     # log components, then log-sum-exp and responsibilities
     terms = np.empty(S)
     top = -np.inf
@@ -63,12 +58,8 @@ def mixture_logp_grad(x, XT, y, rw, layout, act, means, inv_sd, norm, const, noi
         for p in range(P):
             v = inv_sd[s, p]
             grad[p] -= r * (x[p] - means[s, p]) * v * v
-    gtheta = np.zeros(P)
-    H, D = _scratch(layout, max(n, 1))
-    loglik, gsigma = _network_loglik(x, XT, y, rw, 0, n, layout, act, H, D, gtheta, sigma)
+    loglik, gtheta = _flat_loglik(x[:P], XT, y, rw, layout, act, sigma, grad)
     total += loglik
-    if x.size > P:
-        grad[P] += gsigma
     for p in range(P):
         grad[p] += gtheta[p]
     return total

@@ -189,11 +189,13 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
     scale = np.full(P, float(model.prior_sd))
     L = np.zeros((0, 0))
     mix = (np.zeros((0, P)), np.zeros((0, P)), np.zeros(0))
+    centres = None
     if model.mixture:
-        mix_sds = np.ascontiguousarray(prior.sds, dtype=np.float64)
-        norm = prior.log_weights() - np.log(mix_sds).sum(axis=1) - 0.5 * P * _LOG_2PI
-        mix = (np.ascontiguousarray(prior.means, dtype=np.float64), 1.0 / mix_sds,
-               np.ascontiguousarray(norm))
+        means = np.ascontiguousarray(prior.means, dtype=np.float64)
+        sds = np.ascontiguousarray(prior.sds, dtype=np.float64)
+        mix = (means, 1.0 / sds, np.ascontiguousarray(prior.log_normalisers()))
+        sigma = None if not n_noise else np.full(1, noise_scale)
+        centres = (means, sds, prior.component_posterior(spec, X, y, weights, sigma=sigma)[0])
     elif prior is not None:
         L = np.zeros((P, P))
         cuts = spec.param_slices()
@@ -217,11 +219,6 @@ def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
     ]
     shapes = model.posterior_shapes()
     offsets = {P: math.log(noise_scale)} if n_noise else {}
-    centres = None
-    if model.mixture:
-        sigma = None if not n_noise else np.full(1, noise_scale)
-        centres = (mix[0], 1.0 / mix[1],
-                   prior.component_posterior(spec, X, y, weights, sigma=sigma)[0])
     problem = Problem(
         "flat", P + n_noise, header, (XT, y, w, layout, mean, scale, L, floats, *mix),
         shapes, offsets, centres,

@@ -97,13 +97,6 @@ class ModelDefinition:
         saddle stalls the optimiser."""
         return [v.name for v in self.free_variables() if v.role in ("raw", "mean")]
 
-    def initial_centres(self):
-        """Points to start chains around, ``(n, n_free)`` arrays keyed by
-        variable name, or ``None``: a population prior's component means
-        (a chain starts at one of them, never at the mixture's mean, where
-        differently labelled components average to a symmetric network)."""
-        return None
-
     def cache_key(self) -> tuple:  # pragma: no cover - abstract
         """Identifies the compiled PyMC model's structure: models with the same
         key differ only in the values of their ``pm.Data`` containers."""

@@ -67,11 +67,6 @@ class FlatModel(ModelDefinition):
         ]
         return (*raws, *weights)
 
-    def initial_centres(self):
-        if not self.mixture:
-            return None
-        return {"theta": np.asarray(self.prior.means, dtype=float)}
-
     def cache_key(self) -> tuple:
         if self.mixture:  # the number of components is a shape in the graph
             blocks = ("theta", self.prior.n_components)
@@ -112,11 +107,11 @@ class FlatModel(ModelDefinition):
                     sigma = noise_sd(v.name, v.shape, scale)
             values = {}
             for block, members in self.blocks().items():
-                if self.mixture:
-                    value = raw[block]
-                elif self.prior is None:
+                if self.prior is None:
                     values[block] = sd * raw[block]
                     continue
+                if self.mixture:  # the free variable is the weights themselves
+                    value = raw[block]
                 else:
                     mean = pm.Data(f"{block}_prior_mean", np.asarray(self.prior.means[block], float))
                     chol = pm.Data(f"{block}_prior_chol", self.prior.cholesky(block))
@@ -142,10 +137,7 @@ def _mixture(variable, prior: PopulationPrior):
     theta = pm.Flat(variable.name, shape=variable.shape, initval=means[0])
     mean = pm.Data("theta_prior_means", means)
     inv_sd = pm.Data("theta_prior_inv_sds", 1.0 / sds)
-    # log w_s - sum_p log sd_sp - P/2 log 2 pi: each component's normaliser
-    log_norm = prior.log_weights() - np.log(sds).sum(axis=1)
-    log_norm = log_norm - 0.5 * means.shape[1] * np.log(2.0 * np.pi)
-    norm = pm.Data("theta_prior_log_norm", log_norm)
+    norm = pm.Data("theta_prior_log_norm", prior.log_normalisers())
     z = (theta[None, :] - mean) * inv_sd
     pm.Potential("theta_prior", pt.logsumexp(norm - 0.5 * pt.sum(z * z, axis=1)))
     return theta
