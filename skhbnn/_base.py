@@ -26,8 +26,10 @@ from .inference import (
     divergences,
     fit_advi,
     posterior_arrays,
+    resolve_inference,
     sample_nuts,
 )
+from .variational import fit_svi, posterior_idata, variational_diagnostics
 from .network import ACTIVATIONS, NetworkSpec
 from .priors import PopulationPrior
 from .validation import check_training_data, validate_X
@@ -180,9 +182,21 @@ class BaseBayesianMLP(BaseEstimator):
         """Run the configured inference on ``definition`` (:mod:`skhbnn.models`)
         given the data (``weights``: each row's likelihood weight), seeded by
         ``seed``; return ``(idata, draws, n_divergent)``, ``draws`` being the
-        posterior arrays prediction reads."""
+        posterior arrays prediction reads.  Sets ``inference_``, the route
+        taken (``inference="auto"`` resolved)."""
         data = (X, y, codes, weights)
-        if self.inference == "advi":
+        self.inference_ = resolve_inference(
+            self.inference, definition, X.shape[0], self.draws + self.tune, self.chains
+        )
+        self.__dict__.pop("elbo_", None)  # of an earlier variational fit
+        if self.inference_ == "svi":
+            draws, self._variational = fit_svi(
+                definition, data, chains=self.chains, tune=self.tune, draws=self.draws,
+                seed=seed, progressbar=self._show_progress(),
+            )
+            self.elbo_ = self._variational["elbo"]
+            return posterior_idata(draws), draws, None
+        if self.inference_ == "advi":
             idata = fit_advi(
                 definition,
                 data,
@@ -265,13 +279,16 @@ class BaseBayesianMLP(BaseEstimator):
 
     def _set_diagnostics(self, invariants: dict, n_divergent, modes=None, loo=None,
                          combination=None) -> None:
-        if self.inference != "nuts":
+        if self.inference_ == "advi":
             self.diagnostics_ = None
             return
         self.diagnostics_ = invariant_diagnostics(
             invariants, n_divergent, getattr(self, "chain_weights_", None), modes, loo,
             combination="population" if combination == "population" else None,
         )
+        if self.inference_ == "svi":
+            info = self.__dict__.pop("_variational")
+            self.diagnostics_.update(variational_diagnostics(info))
         warn_if_unreliable(self.diagnostics_, type(self).__name__)
 
     @staticmethod

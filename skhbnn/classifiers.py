@@ -15,7 +15,7 @@ from .validation import check_sample_weight
 
 _FLAT_FITTED = (
     "classes_", "n_features_in_", "feature_names_in_", "network_", "idata_",
-    "posterior_draws_", "diagnostics_", "chain_weights_",
+    "posterior_draws_", "diagnostics_", "chain_weights_", "inference_", "elbo_",
 )
 
 @register_estimator(fitted=_FLAT_FITTED)

@@ -36,7 +36,15 @@ from collections import OrderedDict
 import numpy as np
 
 SAMPLERS = ("auto", "nutpie", "nutpie-pytensor", "pymc")
-INFERENCE_METHODS = ("nuts", "advi")
+INFERENCE_METHODS = ("auto", "nuts", "svi", "advi")
+
+# inference="auto": NUTS when its fit is expected to take at most
+# AUTO_NUTS_SECONDS on this machine, SVI above.  The expected time is
+# NUTS_SECONDS_PER_UNIT x rows x network parameters x iterations x chains /
+# cores, calibrated on the default NUTS fits of benchmarks/README.md
+# ("Thousands of groups"; `python -m benchmarks scale`).
+AUTO_NUTS_SECONDS = 120.0
+NUTS_SECONDS_PER_UNIT = 3.0e-7
 
 _CACHE_SIZE = 32
 _compiled_cache: OrderedDict = OrderedDict()
@@ -54,6 +62,23 @@ def resolve_sampler(sampler: str) -> str:
             "sampler='pymc'."
         )
     return sampler
+
+
+def expected_nuts_seconds(definition, n_rows: int, iterations: int, chains: int) -> float:
+    """The expected wall time of a NUTS fit here (see ``AUTO_NUTS_SECONDS``)."""
+    cores = max(1, min(chains, os.cpu_count() or 1))
+    units = n_rows * definition.spec.n_params * iterations * chains / cores
+    return NUTS_SECONDS_PER_UNIT * units
+
+
+def resolve_inference(inference: str, definition, n_rows: int, iterations: int,
+                      chains: int) -> str:
+    """The route ``inference`` names; ``"auto"``: ``"nuts"`` when its fit is
+    expected to take at most ``AUTO_NUTS_SECONDS``, else ``"svi"``."""
+    if inference != "auto":
+        return inference
+    seconds = expected_nuts_seconds(definition, n_rows, iterations, chains)
+    return "nuts" if seconds <= AUTO_NUTS_SECONDS else "svi"
 
 
 def model_data(model) -> dict[str, np.ndarray]:

@@ -171,6 +171,7 @@ NOT_SAVED = {
 OPTIONAL = {
     "feature_names_in_": "set only when X has column names",
     "new_group_estimators_": "set by fit_new_group, not by fit (tests/test_coldstart.py saves it)",
+    "elbo_": "set by variational fits only (tests/test_svi.py saves it)",
 }
 
 

@@ -1,0 +1,201 @@
+"""Variational fits on the kernels (``inference="svi"``): warm starts,
+restarts, stored draws and the reliability check.
+
+A fit runs in three steps, every one on the kernels NUTS samples with:
+
+1. **Warm starts.**  Random initial points land SVI in poor modes of a BNN
+   posterior: on the rotated moons (500 groups x 50 rows) every random
+   start ended at 84% test accuracy against NUTS's 90.6%, with the variation
+   between groups put in the wrong layer and a worse ELBO.  So each restart
+   starts where a short NUTS chain (``tune`` warm-up steps) on a random
+   subset of about ``_WARM_ROWS`` rows, in whole groups, has arrived; the
+   chains run together in one nutpie call, one per core.
+2. **SVI** (:mod:`skhbnn.svi`) on all rows from each start, the restarts in
+   threads.
+3. **Draws** of each restart's approximation become the chains of the
+   posterior, expanded by the kernels' own expand callback, so prediction,
+   chain stacking and persistence treat them as NUTS chains.  Only the
+   variables prediction reads are stored (not the non-centred offsets), and
+   at most as many draws as fit in ``_DRAW_BYTES`` (at least
+   ``_MIN_DRAWS``).
+
+Reliability (Yao, Vehtari, Simpson & Gelman 2018, "Yes, but did it work?"):
+the Pareto k-hat of the importance ratios ``p(theta, y) / q(theta)`` over
+``_K_DRAWS`` draws of each restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from . import svi
+
+_WARM_ROWS = 2000
+_MAX_EPOCHS = 5000
+_TOL = 0.0  # a window whose mean ELBO is not above the best one is a plateau
+_DRAW_BYTES = 1 << 30
+_MIN_DRAWS = 50
+_K_DRAWS = 200
+
+
+def _subset(definition, data, rng):
+    """``(definition, data, groups)`` of a random subset of about
+    ``_WARM_ROWS`` rows: whole groups of a hierarchical model (``groups``
+    the sorted codes kept), rows of a flat one (``groups`` ``None``)."""
+    X, y, codes, weights = data
+    pick = lambda a: None if a is None else a[keep]  # noqa: E731
+    if codes is None:
+        n = y.shape[0]
+        keep = np.sort(rng.permutation(n)[: min(n, _WARM_ROWS)])
+        return definition, (X[keep], y[keep], None, pick(weights)), None
+    sizes = np.bincount(codes, minlength=definition.n_groups)
+    order = rng.permutation(definition.n_groups)
+    n_sub = int(np.searchsorted(np.cumsum(sizes[order]), _WARM_ROWS)) + 1
+    groups = np.sort(order[: min(n_sub, definition.n_groups)])
+    keep = np.isin(codes, groups)
+    sub_codes = np.searchsorted(groups, codes[keep])
+    sub = dataclasses.replace(definition, n_groups=groups.size)
+    return sub, (X[keep], y[keep], sub_codes, pick(weights)), groups
+
+
+def _to_full(x_sub: np.ndarray, problem, groups) -> np.ndarray:
+    """A subset's unconstrained point as a start of the full problem: the
+    globals as they are, the subset groups' own coordinates in their place,
+    every other group's NaN (:func:`skhbnn.svi.fit_one` starts them at 0)."""
+    if groups is None:
+        return x_sub.copy()
+    layout = svi._Layout(problem)
+    x = np.full(problem.n_dim, np.nan)
+    n_sub = groups.size
+    n_local = layout.local.shape[1]
+    P, n_sd = layout.P, layout.n_sd
+    sub_noise = n_sub if layout.group_noise else layout.n_noise
+    glob = np.r_[np.arange(n_sd + (0 if layout.group_noise else sub_noise)),
+                 n_sd + sub_noise + np.arange(P)]
+    x[layout.glob] = x_sub[glob]
+    local = np.empty((n_sub, n_local))
+    local[:, -P:] = x_sub[n_sd + sub_noise + P:].reshape(n_sub, P)
+    if layout.group_noise:
+        local[:, 0] = x_sub[n_sd:n_sd + n_sub]
+    x[layout.local[groups]] = local
+    return x
+
+
+def warm_starts(definition, data, problem, seeds, tune: int, progressbar: bool):
+    """One start per seed: the last draw of a NUTS chain (``tune`` warm-up
+    steps) on a random subset of the data."""
+    import nutpie
+
+    from .kernels.nutpie import compiled_model
+
+    rng = np.random.default_rng(int(seeds[0]))
+    sub, sub_data, groups = _subset(definition, data, rng)
+    idata = nutpie.sample(
+        compiled_model(sub.build_kernel(*sub_data)), draws=len(seeds), tune=tune,
+        chains=len(seeds), cores=max(1, min(len(seeds), os.cpu_count() or 1)),
+        seed=int(seeds[0]), progress_bar=progressbar, save_warmup=False,
+        store_unconstrained=True,
+    )
+    last = np.asarray(idata.sample_stats["unconstrained_draw"].values)[:, -1]
+    return [_to_full(x, problem, groups) for x in last]
+
+
+def n_stored_draws(draws: int, problem) -> int:
+    """Draws kept per restart: ``draws``, at most as many as fit in
+    ``_DRAW_BYTES`` of float64 weights (at least ``_MIN_DRAWS``)."""
+    per_draw = 8 * problem.n_expanded
+    return int(max(1, min(draws, max(_MIN_DRAWS, _DRAW_BYTES // max(per_draw, 1)))))
+
+
+def pareto_k(problem, fit, rng, n_draws: int = _K_DRAWS) -> float:
+    """Pareto k-hat of ``log p(x) - log q(x)`` over ``n_draws`` draws of
+    the approximation (above 0.7 its importance ratios, and with them the
+    approximation, are not to be trusted)."""
+    from .stacking import _psislw
+
+    x = svi.draw(problem, fit, n_draws, rng)
+    log_p = np.array([problem.evaluate(xi)[1] for xi in x])
+    ratios = log_p - svi.log_q(problem, fit, x)
+    ratios = np.where(np.isfinite(ratios), ratios, -np.inf)
+    _, k = _psislw(-ratios[None, :])
+    return float(np.ravel(k)[0])
+
+
+def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed: int,
+            progressbar: bool):
+    """The variational fit of ``definition`` given ``data = (X, y, codes,
+    weights)``: ``(posterior arrays (chain, draw, ...) of the prediction
+    variables, info)``, ``info`` holding each restart's ELBO trace, steps,
+    seconds, convergence and Pareto k-hat."""
+    problem = definition.build_kernel(*data)
+    seeds = np.random.SeedSequence(seed).generate_state(chains)
+    starts = warm_starts(definition, data, problem, seeds, tune, progressbar)
+    n_jobs = max(1, min(chains, os.cpu_count() or 1))
+    fits = svi.fit_restarts(problem, seeds, starts, max_epochs=_MAX_EPOCHS, tol=_TOL,
+                            n_rows=data[1].shape[0], n_jobs=n_jobs)
+    names = definition.prediction_names()
+    n_keep = n_stored_draws(draws, problem)
+    out = {name: np.empty((chains, n_keep, *problem.shapes[name])) for name in names}
+    ks = []
+    for c, fit in enumerate(fits):
+        rng = np.random.default_rng([int(seeds[c]), 1])
+        for s, x in enumerate(svi.draw(problem, fit, n_keep, rng)):
+            values = problem.expand(x)
+            for name in names:
+                out[name][c, s] = values[name]
+        ks.append(pareto_k(problem, fit, rng))
+    info = {
+        "elbo": padded([np.asarray(f.elbo) for f in fits]),
+        "steps": [f.n_steps for f in fits],
+        "seconds": [f.seconds for f in fits],
+        "converged": [f.converged for f in fits],
+        "pareto_k": ks,
+    }
+    return out, info
+
+
+def variational_diagnostics(info: dict) -> dict:
+    """What ``diagnostics_`` adds for a variational fit: per restart its
+    Pareto k-hat, steps, seconds, whether it stopped on a plateau, and the
+    last ELBO."""
+    return {
+        "inference": "svi",
+        "pareto_k": [round(float(k), 3) for k in info["pareto_k"]],
+        "max_pareto_k": float(max(info["pareto_k"])),
+        "svi_steps": list(info["steps"]),
+        "svi_seconds": [round(float(t), 2) for t in info["seconds"]],
+        "svi_converged": list(info["converged"]),
+        "final_elbo": [float(e[np.isfinite(e)][-1]) if np.isfinite(e).any() else float("nan")
+                       for e in info["elbo"]],
+    }
+
+
+def padded(traces) -> np.ndarray:
+    """ELBO traces of unequal length as one ``(restarts, epochs)`` array, NaN after a
+    restart stopped."""
+    out = np.full((len(traces), max(len(t) for t in traces)), np.nan)
+    for i, t in enumerate(traces):
+        out[i, : len(t)] = t
+    return out
+
+
+def posterior_idata(draws: dict):
+    """ArviZ data (InferenceData or DataTree) holding ``draws`` as its posterior."""
+    import xarray as xr
+
+    from .persistence.netcdf import make_idata
+
+    first = next(iter(draws.values()))
+    coords = {"chain": np.arange(first.shape[0]), "draw": np.arange(first.shape[1])}
+    dataset = xr.Dataset(
+        {
+            name: (("chain", "draw", *(f"{name}_dim_{i}" for i in range(v.ndim - 2))), v)
+            for name, v in draws.items()
+        },
+        coords=coords,
+    )
+    return make_idata({"posterior": dataset})
+
