@@ -326,6 +326,13 @@ def reliability_problems(diag: dict) -> list[str]:
         problems.append(
             f"{diag['divergences']} divergent transitions (try target_accept=0.95 or more tune)"
         )
+    stalled = [c for c, done in enumerate(diag.get("svi_converged", [])) if not done]
+    if stalled:
+        problems.append(
+            f"variational restarts {stalled} stopped at the epoch limit before their ELBO "
+            "levelled off (the approximation is not converged; try inference='nuts' on "
+            "fewer groups, or a smaller network)"
+        )
     bad = {k: v for k, v in _predictive(diag.get("rhat", {})).items() if v > RHAT_THRESHOLD}
     if bad and diag.get("combination", "equal") == "equal":
         worst = ", ".join(f"{k}: {v:.2f}" for k, v in bad.items())

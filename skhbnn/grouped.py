@@ -11,7 +11,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import diagnostic_rows
-from .groups import NEW_GROUP_POLICIES, GroupEncoder, check_groups, group_codes, resolve_groups
+from .groups import (
+    NEW_GROUP_POLICIES, GroupEncoder, check_groups, group_codes, resolve_groups, rows_of_codes,
+)
 from .models import HierarchicalModel
 from .models.hierarchical import group_sd_name
 from .network import forward
@@ -114,9 +116,10 @@ class HierarchicalMixin:
                 codes = np.full(X.shape[0], -2)
                 if rest.any():
                     codes[rest] = self._group_codes(labels[rest], int(rest.sum()))
-                return X, parts + [(codes == c, c) for c in np.unique(codes[rest])]
+                rest_rows = np.flatnonzero(rest)
+                return X, parts + [(rest_rows[r], c) for r, c in rows_of_codes(codes[rest])]
         codes = self._group_codes(groups, X.shape[0])
-        return X, [(codes == code, code) for code in np.unique(codes)]
+        return X, rows_of_codes(codes)
 
     def fit_new_group(self, X, y, group=None, sample_weight=None, n_components=500):
         """Learn a group not seen in fit from its own rows, without refitting

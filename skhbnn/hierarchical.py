@@ -53,9 +53,17 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         A group never seen in fit is predicted with the population predictive
         (for each posterior draw, new group weights drawn from that draw's
         group distribution), or raises ``ValueError``.
-    inference : {"nuts", "advi"}, default="nuts"
-        Full MCMC with NUTS, or mean-field ADVI (faster, less accurate
-        uncertainty).
+    inference : {"auto", "nuts", "svi", "advi"}, default="auto"
+        How the posterior is found.  "nuts": NUTS (exact, up to Monte Carlo
+        error).  "svi": stochastic variational inference on skhbnn's kernels
+        (minibatches of groups, full-rank Gaussian on the global parameters,
+        one diagonal Gaussian per group, ``chains`` restarts from short NUTS
+        warm starts, stacked like chains); for thousands of groups.  "auto":
+        "nuts" when its fit is expected to take at most two minutes on a
+        2-core machine, else "svi" (``docs/inference.md``, "Choosing the
+        inference"); the route taken is ``inference_``.  "advi": PyMC's
+        mean-field ADVI on the PyMC model (kept for comparison; slower and
+        less accurate than "svi").
     sampler : {"auto", "nutpie", "nutpie-pytensor", "pymc"}, default="auto"
         The NUTS route (see :mod:`skhbnn.inference`): "nutpie" samples with
         nutpie on skhbnn's compiled kernels (nothing to compile),
@@ -63,11 +71,15 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         with PyMC's own NUTS; "auto" is "nutpie" when nutpie is installed,
         else "pymc".
     draws : int, default=500
-        Posterior draws per chain (for ADVI: draws from the approximation).
+        Posterior draws per chain (for "svi": per restart, at most as many as
+        fit in 1 GiB of float32 weights, at least 50; for "advi": draws from
+        the approximation).
     tune : int, default=500
-        NUTS tuning (warm-up) steps per chain.
+        NUTS tuning (warm-up) steps per chain ("svi": its warm starts' NUTS
+        runs up to 200 of them).
     chains : int, default=4
-        Number of NUTS chains, run in parallel on up to that many cores.
+        Number of NUTS chains (for "svi": restarts), run in parallel on up
+        to that many cores.
         Four short chains find more of the posterior's modes than two long
         ones, at the same cost, and stacking combines them
         (``docs/inference.md``, "Defaults").
@@ -124,6 +136,12 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         combined predictive, ``divergence_rate``) and the modes between them
         (``max_rhat`` across chains, ``chain_weights``, ``mode_elpd_loo``);
         see :func:`skhbnn.diagnostics.invariant_diagnostics`.
+    inference_ : str
+        The inference that ran, ``inference`` with "auto" resolved: "nuts",
+        "svi" or "advi".
+    elbo_ : ndarray of shape (chains, n_epochs)
+        Only after a "svi" fit: each restart's ELBO per epoch (its mean
+        estimate over the epoch's steps), NaN after the restart stopped.
 
     Examples
     --------
@@ -153,7 +171,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         bias_group_sd_prior=None,
         group_column=None,
         new_groups="population",
-        inference="nuts",
+        inference="auto",
         sampler="auto",
         draws=500,
         tune=500,

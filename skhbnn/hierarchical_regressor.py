@@ -113,7 +113,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         group_noise=False,
         group_column=None,
         new_groups="population",
-        inference="nuts",
+        inference="auto",
         sampler="auto",
         draws=500,
         tune=500,

@@ -17,6 +17,7 @@ import numpy as np
 from joblib import effective_n_jobs
 from scipy.special import log_softmax, logsumexp
 
+from .groups import rows_of_codes
 from .network import NetworkSpec, forward, logits_to_proba
 
 # Prediction is chunked over rows and draws.  One chunk holds at most
@@ -205,8 +206,7 @@ def grouped_pointwise_log_likelihood(params: dict, X, y, codes, spec: NetworkSpe
     network: ``params`` hold per-group draws ``(S, n_groups, ...)``; a
     regression's ``sigma`` is ``(S,)`` or, one per group, ``(S, n_groups)``."""
     out = np.empty((next(iter(params.values())).shape[0], len(y)))
-    for code in np.unique(codes):
-        rows = codes == code
+    for rows, code in rows_of_codes(codes):
         group = {k: params[k][:, code] for k in spec.param_shapes()}
         s = None if sigma is None else (sigma if sigma.ndim == 1 else sigma[:, code])
         out[:, rows] = pointwise_log_likelihood(group, X[rows], y[rows], spec, s)

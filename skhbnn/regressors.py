@@ -129,16 +129,28 @@ class BayesianMLPRegressor(_BaseRegressor):
     noise_prior : float, default=1.0
         Scale of the HalfNormal prior on the noise sd, in units of the
         standardised ``y`` (1 is the sd of ``y`` itself).
-    inference : {"nuts", "advi"}, default="nuts"
-        Full MCMC with NUTS, or mean-field ADVI.
+    inference : {"auto", "nuts", "svi", "advi"}, default="auto"
+        How the posterior is found.  "nuts": NUTS (exact, up to Monte Carlo
+        error).  "svi": stochastic variational inference on skhbnn's kernels
+        (minibatches of groups, full-rank Gaussian on the global parameters,
+        one diagonal Gaussian per group, ``chains`` restarts from short NUTS
+        warm starts, stacked like chains); for thousands of groups.  "auto":
+        "nuts" when its fit is expected to take at most two minutes on a
+        2-core machine, else "svi" (``docs/inference.md``, "Choosing the
+        inference"); the route taken is ``inference_``.  "advi": PyMC's
+        mean-field ADVI on the PyMC model (kept for comparison; slower and
+        less accurate than "svi").
     sampler : {"auto", "nutpie", "nutpie-pytensor", "pymc"}, default="auto"
         The NUTS route (see :class:`BayesianMLPClassifier`).
     draws : int, default=500
-        Posterior draws per chain (for ADVI: draws from the approximation).
+        Posterior draws per chain (for "svi": per restart, at most as many as
+        fit in 1 GiB of float32 weights, at least 50; for "advi": draws from
+        the approximation).
     tune : int, default=500
-        NUTS tuning (warm-up) steps per chain.
+        NUTS tuning (warm-up) steps per chain ("svi": its warm starts' NUTS
+        runs up to 200 of them).
     chains : int, default=4
-        Number of NUTS chains.
+        Number of NUTS chains (for "svi": restarts).
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1).
     advi_iterations : int, default=30000
@@ -175,6 +187,12 @@ class BayesianMLPRegressor(_BaseRegressor):
     diagnostics_ : dict or None
         As for :class:`BayesianMLPClassifier`, on the predicted means and the
         noise sd.
+    inference_ : str
+        The inference that ran, ``inference`` with "auto" resolved: "nuts",
+        "svi" or "advi".
+    elbo_ : ndarray of shape (chains, n_epochs)
+        Only after a "svi" fit: each restart's ELBO per epoch (its mean
+        estimate over the epoch's steps), NaN after the restart stopped.
 
     Examples
     --------
@@ -204,7 +222,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         prior_sd=1.0,
         prior=None,
         noise_prior=1.0,
-        inference="nuts",
+        inference="auto",
         sampler="auto",
         draws=500,
         tune=500,

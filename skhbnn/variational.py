@@ -28,17 +28,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 import numpy as np
 
 from . import svi
 
-_WARM_ROWS = 2000
+_WARM_ROWS = 1000
+_WARM_TUNE = 200
 _MAX_EPOCHS = 5000
 _TOL = 0.0  # a window whose mean ELBO is not above the best one is a plateau
 _DRAW_BYTES = 1 << 30
 _MIN_DRAWS = 50
-_K_DRAWS = 200
+_K_DRAWS = 100
 
 
 def _subset(definition, data, rng):
@@ -103,10 +105,11 @@ def warm_starts(definition, data, problem, seeds, tune: int, progressbar: bool):
     return [_to_full(x, problem, groups) for x in last]
 
 
-def n_stored_draws(draws: int, problem) -> int:
-    """Draws kept per restart: ``draws``, at most as many as fit in
-    ``_DRAW_BYTES`` of float64 weights (at least ``_MIN_DRAWS``)."""
-    per_draw = 8 * problem.n_expanded
+def n_stored_draws(draws: int, chains: int, shapes: dict) -> int:
+    """Draws kept per restart: ``draws``, or as many as fit in
+    ``_DRAW_BYTES`` of float32 prediction variables over all restarts (at
+    least ``_MIN_DRAWS``)."""
+    per_draw = 4 * chains * sum(int(np.prod(s)) for s in shapes.values())
     return int(max(1, min(draws, max(_MIN_DRAWS, _DRAW_BYTES // max(per_draw, 1)))))
 
 
@@ -116,9 +119,10 @@ def pareto_k(problem, fit, rng, n_draws: int = _K_DRAWS) -> float:
     approximation, are not to be trusted)."""
     from .stacking import _psislw
 
-    x = svi.draw(problem, fit, n_draws, rng)
-    log_p = np.array([problem.evaluate(xi)[1] for xi in x])
-    ratios = log_p - svi.log_q(problem, fit, x)
+    ratios = np.empty(n_draws)
+    for s in range(n_draws):  # one at a time: a draw of 100k groups is 50 MB
+        x = svi.draw(problem, fit, 1, rng)
+        ratios[s] = problem.evaluate(x[0])[1] - svi.log_q(problem, fit, x)[0]
     ratios = np.where(np.isfinite(ratios), ratios, -np.inf)
     _, k = _psislw(-ratios[None, :])
     return float(np.ravel(k)[0])
@@ -130,44 +134,65 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     weights)``: ``(posterior arrays (chain, draw, ...) of the prediction
     variables, info)``, ``info`` holding each restart's ELBO trace, steps,
     seconds, convergence and Pareto k-hat."""
+    clock = [time.perf_counter()]
     problem = definition.build_kernel(*data)
     seeds = np.random.SeedSequence(seed).generate_state(chains)
-    starts = warm_starts(definition, data, problem, seeds, tune, progressbar)
+    starts = warm_starts(definition, data, problem, seeds, min(tune, _WARM_TUNE), progressbar)
+    clock.append(time.perf_counter())
     n_jobs = max(1, min(chains, os.cpu_count() or 1))
     fits = svi.fit_restarts(problem, seeds, starts, max_epochs=_MAX_EPOCHS, tol=_TOL,
                             n_rows=data[1].shape[0], n_jobs=n_jobs)
-    names = definition.prediction_names()
-    n_keep = n_stored_draws(draws, problem)
-    out = {name: np.empty((chains, n_keep, *problem.shapes[name])) for name in names}
+    clock.append(time.perf_counter())
+    shapes = {name: problem.shapes[name] for name in definition.prediction_names()}
+    n_keep = n_stored_draws(draws, chains, shapes)
+    out = {name: np.empty((chains, n_keep, *shape), np.float32) for name, shape in shapes.items()}
     ks = []
     for c, fit in enumerate(fits):
         rng = np.random.default_rng([int(seeds[c]), 1])
-        for s, x in enumerate(svi.draw(problem, fit, n_keep, rng)):
-            values = problem.expand(x)
-            for name in names:
+        for s in range(n_keep):
+            values = problem.expand(svi.draw(problem, fit, 1, rng)[0])
+            for name in shapes:
                 out[name][c, s] = values[name]
-        ks.append(pareto_k(problem, fit, rng))
+    clock.append(time.perf_counter())
+    for c, fit in enumerate(fits):
+        ks.append(pareto_k(problem, fit, np.random.default_rng([int(seeds[c]), 2])))
+    clock.append(time.perf_counter())
     info = {
         "elbo": padded([np.asarray(f.elbo) for f in fits]),
         "steps": [f.n_steps for f in fits],
         "seconds": [f.seconds for f in fits],
         "converged": [f.converged for f in fits],
         "pareto_k": ks,
+        "stage_seconds": dict(zip(("warm start", "svi", "draws", "pareto k"), np.diff(clock))),
     }
     return out, info
 
 
-def variational_diagnostics(info: dict) -> dict:
-    """What ``diagnostics_`` adds for a variational fit: per restart its
-    Pareto k-hat, steps, seconds, whether it stopped on a plateau, and the
-    last ELBO."""
+def variational_diagnostics(info: dict, chain_weights, n_draws: int) -> dict:
+    """What ``diagnostics_`` holds for a variational fit in place of NUTS's
+    mixing checks, and adds: per restart its Pareto k-hat, steps, seconds,
+    whether it stopped on a plateau, and its last ELBO.
+
+    Draws of an approximation are independent, so there is no mixing within
+    a restart to check (``within_mode_rhat`` is NaN) and the effective
+    number of draws is Kish's, from the restarts' weights in prediction:
+    ``n_draws / sum(w_c ** 2)``.
+    """
+    k = len(info["pareto_k"])
+    w = np.full(k, 1.0 / k) if chain_weights is None else np.asarray(chain_weights, float)
+    ess = float(n_draws / np.sum(w**2))
     return {
         "inference": "svi",
-        "pareto_k": [round(float(k), 3) for k in info["pareto_k"]],
+        "within_mode_rhat": float("nan"),
+        "within_rhat": {},
+        "min_ess": ess,
+        "ess": {"draws": ess},
+        "pareto_k": [round(float(v), 3) for v in info["pareto_k"]],
         "max_pareto_k": float(max(info["pareto_k"])),
         "svi_steps": list(info["steps"]),
         "svi_seconds": [round(float(t), 2) for t in info["seconds"]],
         "svi_converged": list(info["converged"]),
+        "svi_stage_seconds": {k: round(float(v), 2) for k, v in info["stage_seconds"].items()},
         "final_elbo": [float(e[np.isfinite(e)][-1]) if np.isfinite(e).any() else float("nan")
                        for e in info["elbo"]],
     }

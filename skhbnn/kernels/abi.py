@@ -49,7 +49,7 @@ STALE = -2
 NONFINITE_GRADIENT = 3
 NONFINITE_LOGP = 4
 
-_SOURCES = ("abi.py", "density.py", "mixture.py", "cfuncs.py")
+_SOURCES = ("abi.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py")
 
 
 def _stamp() -> int:

@@ -322,16 +322,18 @@ def callbacks() -> dict:
 
             if _stale(cfuncs):
                 # numba keys a function's cache on its own source file: the
-                # mixture kernel, compiled with density.py's functions inlined,
-                # would load its old machine code too, so it is flushed and
-                # recompiled with the callbacks.
-                from . import mixture
+                # mixture kernel and the SVI steps, compiled with density.py's
+                # functions inlined, would load their old machine code too, so
+                # they are flushed and recompiled with the callbacks.
+                from . import mixture, svi_step
 
                 for names in _NAMES.values():
                     for name in names:
                         getattr(cfuncs, name)._cache.flush()
                 mixture.mixture_logp_grad._cache.flush()
+                svi_step.hierarchical_steps._cache.flush()
                 importlib.reload(mixture)
+                importlib.reload(svi_step)
                 cfuncs = importlib.reload(cfuncs)
                 if _stale(cfuncs):
                     raise StaleKernelError(
