@@ -220,7 +220,8 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         )
 
     @classmethod
-    def _from_draws(cls, draws, spec, classes, params=None, chain_weights=None):
+    def _from_draws(cls, draws, spec, classes, params=None, chain_weights=None,
+                    inference=None):
         """A fitted classifier predicting from given weight draws (no sampling).
 
         ``draws`` hold ``w{l}`` / ``b{l}`` of shape ``(chain, draw, ...)``; used
@@ -234,6 +235,7 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         est.idata_ = None
         est.diagnostics_ = None
         est.chain_weights_ = chain_weights
+        est.inference_ = inference  # the route that drew ``draws``
         return est
 
     def _moments(self, X, log=False):

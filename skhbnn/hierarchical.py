@@ -259,6 +259,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         return BayesianMLPClassifier._from_draws(
             self._group_mean_draws(), self.network_, self.classes_,
             chain_weights=getattr(self, "chain_weights_", None),
+            inference=getattr(self, "inference_", None),
         )
 
     # ----------------------------------------------------------- predict

@@ -202,6 +202,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         return BayesianMLPRegressor._from_draws(
             draws, self.network_, self.y_mean_, self.y_scale_,
             chain_weights=getattr(self, "chain_weights_", None),
+            inference=getattr(self, "inference_", None),
         )
 
     def predict(self, X, groups=None, return_std=False):

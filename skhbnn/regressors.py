@@ -283,7 +283,8 @@ class BayesianMLPRegressor(_BaseRegressor):
         )
 
     @classmethod
-    def _from_draws(cls, draws, spec, y_mean, y_scale, params=None, chain_weights=None):
+    def _from_draws(cls, draws, spec, y_mean, y_scale, params=None, chain_weights=None,
+                    inference=None):
         """A fitted regressor predicting from given draws (no sampling):
         ``w{l}`` / ``b{l}`` and ``sigma`` of shape ``(chain, draw, ...)``."""
         est = cls(**(params or {}))
@@ -295,6 +296,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         est.idata_ = None
         est.diagnostics_ = None
         est.chain_weights_ = chain_weights
+        est.inference_ = inference  # the route that drew ``draws``
         return est
 
     def predict(self, X, return_std=False):
