@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,22 +218,49 @@ def fit_one(problem, seed: int, *, max_epochs: int, tol: float, n_rows: int,
     return fit
 
 
+def fit_restart(definition, data, seed: int, x0, *, max_epochs: int, tol: float) -> Fit:
+    """One restart of ``definition`` on ``data = (X, y, codes, weights)``,
+    packing the kernels' problem where it runs: a task that pickles (the
+    packed problem holds raw pointers), for a joblib backend that runs it in
+    another process or on a Dask worker."""
+    problem = definition.build_kernel(*data)
+    return fit_one(problem, int(seed), x0=x0, max_epochs=max_epochs, tol=tol,
+                   n_rows=data[1].shape[0])
+
+
+# joblib backends that run on this machine: restarts run in its threads there
+_LOCAL_BACKENDS = ("SequentialBackend", "ThreadingBackend", "LokyBackend", "MultiprocessingBackend")
+
+
 def fit_restarts(problem, seeds, starts, *, max_epochs: int, tol: float, n_rows: int,
-                 n_jobs: int = 1) -> list[Fit]:
-    """One :func:`fit_one` per seed and start, ``n_jobs`` at a time in
-    threads (the kernels release the GIL)."""
+                 n_jobs: int = 1, definition=None, data=None) -> list[Fit]:
+    """One :func:`fit_one` per seed and start, through joblib.
+
+    On this machine (joblib's default and local backends) the restarts run
+    in ``n_jobs`` threads sharing ``problem`` (the kernels release the GIL).
+    Under a backend that runs tasks elsewhere, such as
+    ``joblib.parallel_config(backend="dask")`` with a ``distributed.Client``,
+    each restart is a task that packs its own problem from ``definition``
+    and ``data`` (:func:`fit_restart`).  Either way a restart's result
+    depends only on its seed and start.
+    """
+    from joblib import Parallel, delayed
+    from joblib.parallel import get_active_backend
+
+    jobs = list(zip(seeds, starts))
+    remote = type(get_active_backend()[0]).__name__ not in _LOCAL_BACKENDS
+    if remote and definition is not None:
+        task = delayed(fit_restart)
+        return Parallel(n_jobs=-1)(
+            task(definition, data, s, x, max_epochs=max_epochs, tol=tol) for s, x in jobs
+        )
     layout = _Layout(problem)
 
-    def run(args):
-        seed, x0 = args
+    def run(seed, x0):
         return fit_one(problem, int(seed), x0=x0, max_epochs=max_epochs, tol=tol,
                        n_rows=n_rows, layout=layout)
 
-    jobs = list(zip(seeds, starts))
-    if n_jobs <= 1 or len(jobs) == 1:
-        return [run(j) for j in jobs]
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        return list(pool.map(run, jobs))
+    return Parallel(n_jobs=n_jobs, backend="threading")(delayed(run)(s, x) for s, x in jobs)
 
 
 def draw(problem, fit: Fit, n_draws: int, rng) -> np.ndarray:

@@ -141,7 +141,8 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     clock.append(time.perf_counter())
     n_jobs = max(1, min(chains, os.cpu_count() or 1))
     fits = svi.fit_restarts(problem, seeds, starts, max_epochs=_MAX_EPOCHS, tol=_TOL,
-                            n_rows=data[1].shape[0], n_jobs=n_jobs)
+                            n_rows=data[1].shape[0], n_jobs=n_jobs, definition=definition,
+                            data=data)
     clock.append(time.perf_counter())
     shapes = {name: problem.shapes[name] for name in definition.prediction_names()}
     n_keep = n_stored_draws(draws, chains, shapes)

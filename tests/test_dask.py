@@ -93,3 +93,21 @@ def test_cross_validate_estimators_come_back_intact(client, data):
         np.testing.assert_array_equal(remote, local)
         np.testing.assert_array_equal(fitted.predict(df), fitted.classes_[local.argmax(1)])
         assert score > 0.6
+
+
+def test_svi_restarts_of_one_fit_run_on_the_cluster(client, data):
+    """The restarts of one variational fit are joblib tasks: under the Dask
+    backend each runs on a worker (packing its own problem there), and the
+    fit is the one this process computes on its own threads."""
+    df, y = data
+    params = dict(group_column="store", inference="svi", hidden_layer_sizes=(3,),
+                  draws=100, tune=50, chains=2, progressbar=False, random_state=0)
+    local = HierarchicalBayesianMLPClassifier(**params).fit(df, y)
+    with distributed.get_task_stream(client) as stream:
+        with joblib.parallel_config(backend="dask"):
+            remote = HierarchicalBayesianMLPClassifier(**params).fit(df, y)
+    ran = [t for t in stream.data if "fit_restart" in str(t.get("key", ""))]
+    workers = {t["worker"] for t in ran}
+    assert len(ran) == 2 and workers <= set(client.scheduler_info()["workers"])
+    np.testing.assert_array_equal(remote.elbo_, local.elbo_)
+    np.testing.assert_array_equal(remote.predict_proba(df), local.predict_proba(df))
