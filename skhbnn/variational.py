@@ -31,6 +31,7 @@ import os
 import time
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from . import svi
 
@@ -147,16 +148,22 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     shapes = {name: problem.shapes[name] for name in definition.prediction_names()}
     n_keep = n_stored_draws(draws, chains, shapes)
     out = {name: np.empty((chains, n_keep, *shape), np.float32) for name, shape in shapes.items()}
-    ks = []
-    for c, fit in enumerate(fits):
+
+    def fill(c):  # restart c's draws, expanded by the kernels' callback
         rng = np.random.default_rng([int(seeds[c]), 1])
         for s in range(n_keep):
-            values = problem.expand(svi.draw(problem, fit, 1, rng)[0])
+            values = problem.expand(svi.draw(problem, fits[c], 1, rng)[0])
             for name in shapes:
                 out[name][c, s] = values[name]
+
+    # in threads, one restart each: the callbacks run without the GIL
+    threads = Parallel(n_jobs=n_jobs, backend="threading")
+    threads(delayed(fill)(c) for c in range(chains))
     clock.append(time.perf_counter())
-    for c, fit in enumerate(fits):
-        ks.append(pareto_k(problem, fit, np.random.default_rng([int(seeds[c]), 2])))
+    ks = threads(
+        delayed(pareto_k)(problem, fit, np.random.default_rng([int(seeds[c]), 2]))
+        for c, fit in enumerate(fits)
+    )
     clock.append(time.perf_counter())
     info = {
         "elbo": padded([np.asarray(f.elbo) for f in fits]),
