@@ -134,6 +134,7 @@ def one(spec: dict) -> dict:
             d = est.diagnostics_ or {}
             out["chain_weights"] = d.get("chain_weights")
             out["stages"] = d.get("svi_stage_seconds")
+            out["pareto_k"] = d.get("pareto_k")
     out["fit"] = fit_end - start
     out["predict"] = time.perf_counter() - fit_end
     out["warnings"] = sorted({type(w.message).__name__ for w in caught
@@ -166,6 +167,7 @@ def _show(label: str, res: dict, subset_label: str) -> None:
     row(label + route, f"fit {seconds(res['fit']):>7}", cpu, f"peak {res['peak_gb']:.2f} GB",
         f"all {percent(a['accuracy'])} / {a['log_loss']:.4f}",
         f"{subset_label} {percent(s['accuracy'])} / {s['log_loss']:.4f}",
+        f"k-hat <= {max(res['pareto_k']):.1f}" if res.get("pareto_k") else "",
         ("warns " + ",".join(res["warnings"])) if res["warnings"] else "")
 
 

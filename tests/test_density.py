@@ -161,5 +161,5 @@ def test_callbacks_refuse_a_header_with_another_abi_stamp():
 def test_abi_stamp_covers_the_slot_table_and_the_kernel_sources():
     from skhbnn.kernels import abi
 
-    assert set(abi._SOURCES) == {"abi.py", "density.py", "mixture.py", "cfuncs.py"}
+    assert set(abi._SOURCES) == {"abi.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py"}
     assert 0 < abi.ABI_STAMP < 2**63

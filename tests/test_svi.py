@@ -158,7 +158,7 @@ def test_svi_regression_with_a_noise_sd_per_group():
 
 
 def test_svi_flat_under_an_informed_prior(hier, grouped):
-    X, X_te, y, y_te, g, g_te = grouped
+    X, X_te, y, _, g, g_te = grouped
     prior = hier.informed_prior()
     rows = g == 0
     flat = BayesianMLPClassifier(prior=prior, **SVI).fit(X[rows], y[rows])
