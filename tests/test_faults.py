@@ -136,7 +136,8 @@ def _interrupt(how, monkeypatch, fitted_est):
                 timer.cancel()
 
         monkeypatch.setattr(nutpie, "sample", interrupted)
-        return {"sampler": "nutpie", "draws": 200_000}
+        # inference="auto" would take SVI for so many draws
+        return {"sampler": "nutpie", "inference": "nuts", "draws": 200_000}
     raise AssertionError(how)
 
 
