@@ -33,13 +33,14 @@ def main() -> None:
     spec = NetworkSpec(n_features=2, hidden_layer_sizes=(5, 5), n_outputs=1, use_bias=False)
     model = HierarchicalModel(spec, 500)
     problem = model.build_kernel(X, y, g)
+    layout = svi._Layout(problem)
     sub = g_te < 100
 
     def score(fit):
         rng = np.random.default_rng(0)
         logits = []
         for _ in range(100):
-            v = problem.expand(svi.draw(problem, fit, 1, rng)[0])
+            v = problem.expand(svi.draw(problem, fit, 1, rng, layout)[0])
             params = {k: v[k][g_te[sub]] for k in spec.param_shapes()}
             logits.append(forward(params, X_te[sub][:, None, :], spec)[:, 0, 0])
         p = np.mean(1.0 / (1.0 + np.exp(-np.array(logits))), axis=0)
@@ -50,7 +51,7 @@ def main() -> None:
                               ("warm start, 1,000 steps, ~2,500 rows", 2500, 1000)):
         def warm(seeds, rows=rows, tune=tune):
             variational._WARM_ROWS = rows
-            return variational.warm_starts(model, (X, y, g, None), problem, seeds, tune, False)
+            return variational.warm_starts(model, (X, y, g, None), layout, seeds, tune, False)
         starts[label] = warm
     seeds = np.array([1, 2])
     for label, make in starts.items():
@@ -58,7 +59,7 @@ def main() -> None:
         x0 = make(seeds)
         for seed, start in zip(seeds, x0):
             fit = svi.fit_one(problem, int(seed), x0=start, max_epochs=variational._MAX_EPOCHS,
-                              tol=variational._TOL, n_rows=len(y))
+                              tol=variational._TOL, n_rows=len(y), layout=layout)
             acc, ll = score(fit)
             sds = np.round(np.exp(fit.mean[:3]), 3)
             print(f"{label:<38} seed {seed}  accuracy {100 * acc:.2f}%  log loss {ll:.4f}  "

@@ -64,9 +64,15 @@ def resolve_sampler(sampler: str) -> str:
     return sampler
 
 
+def parallel_cores(chains: int) -> int:
+    """Cores the chains (or restarts) of one fit run on: one each, up to the
+    machine's."""
+    return max(1, min(chains, os.cpu_count() or 1))
+
+
 def expected_nuts_seconds(definition, n_rows: int, iterations: int, chains: int) -> float:
     """The expected wall time of a NUTS fit here (see ``AUTO_NUTS_SECONDS``)."""
-    cores = max(1, min(chains, os.cpu_count() or 1))
+    cores = parallel_cores(chains)
     units = n_rows * definition.spec.n_params * iterations * chains / cores
     return NUTS_SECONDS_PER_UNIT * units
 
@@ -158,7 +164,7 @@ def sample_nuts(
 ):
     """Run NUTS on ``definition`` given ``data = (X, y, codes, weights)``; return the
     posterior as ArviZ data (``InferenceData`` or ``DataTree``)."""
-    cores = max(1, min(chains, os.cpu_count() or 1))
+    cores = parallel_cores(chains)
     route = resolve_sampler(sampler)
     settings = dict(
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,

@@ -22,8 +22,8 @@ kept; when its mean over an epoch window stops improving (by less than
 ``tol`` nats per training row) the learning rate drops by ``_DECAY`` and,
 after ``_N_DECAYS`` such plateaus, the fit stops.
 
-Restarts are chains: each runs from its own initial point (the NUTS
-chains' rule, :meth:`~skhbnn.kernels.problem.Problem.initial_point`), and
+Restarts are chains: each runs from its own start (a NUTS warm start,
+:mod:`skhbnn.variational`; by default the NUTS chains' initial point), and
 prediction combines them as it combines chains (stacking by default).
 """
 
@@ -47,6 +47,7 @@ _MIN_STEPS_PER_EPOCH = 20  # a small data set: several steps per "epoch"
 _WINDOW = 10  # epochs per window of the plateau rule
 _INIT_SD = 0.1  # the approximation's first sd, global and per group
 _BETAS = (0.9, 0.999)
+_LOG_SD_RANGE = (-12.0, 5.0)  # the log sds' clip, as in skhbnn.kernels.svi_step
 
 
 @dataclass
@@ -136,7 +137,7 @@ def _flat_steps(problem, fit, opt, n_steps, rng, lr) -> list[float]:
         theta = np.r_[fit.mean, fit.tri]
         opt.step(theta, np.r_[grad, g_tri], lr)
         fit.mean[:], fit.tri[:] = theta[:n], theta[n:]
-        fit.tri[on_diag] = np.clip(fit.tri[on_diag], -12.0, 5.0)
+        fit.tri[on_diag] = np.clip(fit.tri[on_diag], *_LOG_SD_RANGE)
     return out
 
 
@@ -233,7 +234,8 @@ _LOCAL_BACKENDS = ("SequentialBackend", "ThreadingBackend", "LokyBackend", "Mult
 
 
 def fit_restarts(problem, seeds, starts, *, max_epochs: int, tol: float, n_rows: int,
-                 n_jobs: int = 1, definition=None, data=None) -> list[Fit]:
+                 n_jobs: int = 1, definition=None, data=None,
+                 layout: _Layout | None = None) -> list[Fit]:
     """One :func:`fit_one` per seed and start, through joblib.
 
     On this machine (joblib's default and local backends) the restarts run
@@ -254,7 +256,7 @@ def fit_restarts(problem, seeds, starts, *, max_epochs: int, tol: float, n_rows:
         return Parallel(n_jobs=-1)(
             task(definition, data, s, x, max_epochs=max_epochs, tol=tol) for s, x in jobs
         )
-    layout = _Layout(problem)
+    layout = layout or _Layout(problem)
 
     def run(seed, x0):
         return fit_one(problem, int(seed), x0=x0, max_epochs=max_epochs, tol=tol,
@@ -263,9 +265,11 @@ def fit_restarts(problem, seeds, starts, *, max_epochs: int, tol: float, n_rows:
     return Parallel(n_jobs=n_jobs, backend="threading")(delayed(run)(s, x) for s, x in jobs)
 
 
-def draw(problem, fit: Fit, n_draws: int, rng) -> np.ndarray:
-    """``(n_draws, n_dim)`` unconstrained points of the approximation."""
-    layout = _Layout(problem)
+def draw(problem, fit: Fit, n_draws: int, rng, layout: _Layout | None = None) -> np.ndarray:
+    """``(n_draws, n_dim)`` unconstrained points of the approximation
+    (``layout``: the problem's, when the caller has it: at 100k groups its
+    index arrays hold 7M entries)."""
+    layout = layout or _Layout(problem)
     x = np.empty((n_draws, problem.n_dim))
     eps = rng.standard_normal((n_draws, layout.glob.size))
     x[:, layout.glob] = fit.mean + eps @ fit.chol.T
@@ -275,10 +279,11 @@ def draw(problem, fit: Fit, n_draws: int, rng) -> np.ndarray:
     return x
 
 
-def log_q(problem, fit: Fit, x: np.ndarray) -> np.ndarray:
+def log_q(problem, fit: Fit, x: np.ndarray, layout: _Layout | None = None) -> np.ndarray:
     """The approximation's log density at the points ``x`` (n, n_dim)."""
-    layout = _Layout(problem)
     from scipy.linalg import solve_triangular
+
+    layout = layout or _Layout(problem)
 
     z = solve_triangular(fit.chol, (x[:, layout.glob] - fit.mean).T, lower=True).T
     out = -0.5 * np.sum(z * z, axis=1) - np.sum(np.log(np.diag(fit.chol)))

@@ -23,7 +23,7 @@ from .hierarchical import HierarchicalBayesianMLPClassifier
 from .hierarchical_regressor import HierarchicalBayesianMLPRegressor
 from .regressors import BayesianMLPRegressor
 from .grouped import shared_params
-from .groups import GroupEncoder, check_groups, group_codes, resolve_groups
+from .groups import GroupEncoder, check_groups, group_codes, resolve_groups, rows_of_codes
 from .registry import register_estimator
 
 
@@ -149,8 +149,8 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
             np.iinfo(np.int32).max, size=len(encoder.classes_)
         )
         estimators = {}
-        for code, label in enumerate(encoder.classes_):
-            rows = codes == code
+        for rows, code in rows_of_codes(codes):
+            label = encoder.classes_[code]
             flat = clone(template).set_params(prior=prior, random_state=int(seeds[code]))
             w = None if weights is None else weights[rows]
             self._fit_group(flat, X[rows], y[rows], w)
@@ -174,8 +174,8 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
         fix = "new_groups='prior'" if self.new_groups == "error" else None
         codes = group_codes(self._encoder, groups, X.shape[0], new_groups_fix=fix)
         return X, [
-            (codes == code, self.prior_network_ if code < 0 else self.estimators_[self.groups_[code]])
-            for code in np.unique(codes)
+            (rows, self.prior_network_ if code < 0 else self.estimators_[self.groups_[code]])
+            for rows, code in rows_of_codes(codes)
         ]
 
     def __sklearn_tags__(self):

@@ -27,13 +27,13 @@ the Pareto k-hat of the importance ratios ``p(theta, y) / q(theta)`` over
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 import numpy as np
 from joblib import Parallel, delayed
 
 from . import svi
+from .inference import parallel_cores
 
 _WARM_ROWS = 1000
 _WARM_TUNE = 200
@@ -64,14 +64,13 @@ def _subset(definition, data, rng):
     return sub, (X[keep], y[keep], sub_codes, pick(weights)), groups
 
 
-def _to_full(x_sub: np.ndarray, problem, groups) -> np.ndarray:
+def _to_full(x_sub: np.ndarray, layout, groups) -> np.ndarray:
     """A subset's unconstrained point as a start of the full problem: the
     globals as they are, the subset groups' own coordinates in their place,
     every other group's NaN (:func:`skhbnn.svi.fit_one` starts them at 0)."""
     if groups is None:
         return x_sub.copy()
-    layout = svi._Layout(problem)
-    x = np.full(problem.n_dim, np.nan)
+    x = np.full(layout.problem.n_dim, np.nan)
     n_sub = groups.size
     n_local = layout.local.shape[1]
     P, n_sd = layout.P, layout.n_sd
@@ -87,9 +86,10 @@ def _to_full(x_sub: np.ndarray, problem, groups) -> np.ndarray:
     return x
 
 
-def warm_starts(definition, data, problem, seeds, tune: int, progressbar: bool):
+def warm_starts(definition, data, layout, seeds, tune: int, progressbar: bool):
     """One start per seed: the last draw of a NUTS chain (``tune`` warm-up
-    steps) on a random subset of the data."""
+    steps) on a random subset of the data, placed in the full problem of
+    ``layout`` (:class:`skhbnn.svi._Layout`)."""
     import nutpie
 
     from .kernels.nutpie import compiled_model
@@ -98,12 +98,12 @@ def warm_starts(definition, data, problem, seeds, tune: int, progressbar: bool):
     sub, sub_data, groups = _subset(definition, data, rng)
     idata = nutpie.sample(
         compiled_model(sub.build_kernel(*sub_data)), draws=len(seeds), tune=tune,
-        chains=len(seeds), cores=max(1, min(len(seeds), os.cpu_count() or 1)),
+        chains=len(seeds), cores=parallel_cores(len(seeds)),
         seed=int(seeds[0]), progress_bar=progressbar, save_warmup=False,
         store_unconstrained=True,
     )
     last = np.asarray(idata.sample_stats["unconstrained_draw"].values)[:, -1]
-    return [_to_full(x, problem, groups) for x in last]
+    return [_to_full(x, layout, groups) for x in last]
 
 
 def n_stored_draws(draws: int, chains: int, shapes: dict) -> int:
@@ -114,16 +114,17 @@ def n_stored_draws(draws: int, chains: int, shapes: dict) -> int:
     return int(max(1, min(draws, max(_MIN_DRAWS, _DRAW_BYTES // max(per_draw, 1)))))
 
 
-def pareto_k(problem, fit, rng, n_draws: int = _K_DRAWS) -> float:
+def pareto_k(problem, fit, rng, n_draws: int = _K_DRAWS, layout=None) -> float:
     """Pareto k-hat of ``log p(x) - log q(x)`` over ``n_draws`` draws of
     the approximation (above 0.7 its importance ratios, and with them the
     approximation, are not to be trusted)."""
     from .stacking import _psislw
 
+    layout = layout or svi._Layout(problem)
     ratios = np.empty(n_draws)
     for s in range(n_draws):  # one at a time: a draw of 100k groups is 50 MB
-        x = svi.draw(problem, fit, 1, rng)
-        ratios[s] = problem.evaluate(x[0])[1] - svi.log_q(problem, fit, x)[0]
+        x = svi.draw(problem, fit, 1, rng, layout)
+        ratios[s] = problem.evaluate(x[0])[1] - svi.log_q(problem, fit, x, layout)[0]
     ratios = np.where(np.isfinite(ratios), ratios, -np.inf)
     _, k = _psislw(-ratios[None, :])
     return float(np.ravel(k)[0])
@@ -137,13 +138,14 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     seconds, convergence and Pareto k-hat."""
     clock = [time.perf_counter()]
     problem = definition.build_kernel(*data)
+    layout = svi._Layout(problem)  # once: at 100k groups its indices hold 7M entries
     seeds = np.random.SeedSequence(seed).generate_state(chains)
-    starts = warm_starts(definition, data, problem, seeds, min(tune, _WARM_TUNE), progressbar)
+    starts = warm_starts(definition, data, layout, seeds, min(tune, _WARM_TUNE), progressbar)
     clock.append(time.perf_counter())
-    n_jobs = max(1, min(chains, os.cpu_count() or 1))
+    n_jobs = parallel_cores(chains)
     fits = svi.fit_restarts(problem, seeds, starts, max_epochs=_MAX_EPOCHS, tol=_TOL,
                             n_rows=data[1].shape[0], n_jobs=n_jobs, definition=definition,
-                            data=data)
+                            data=data, layout=layout)
     clock.append(time.perf_counter())
     shapes = {name: problem.shapes[name] for name in definition.prediction_names()}
     n_keep = n_stored_draws(draws, chains, shapes)
@@ -152,7 +154,7 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     def fill(c):  # restart c's draws, expanded by the kernels' callback
         rng = np.random.default_rng([int(seeds[c]), 1])
         for s in range(n_keep):
-            values = problem.expand(svi.draw(problem, fits[c], 1, rng)[0])
+            values = problem.expand(svi.draw(problem, fits[c], 1, rng, layout)[0])
             for name in shapes:
                 out[name][c, s] = values[name]
 
@@ -161,7 +163,7 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     threads(delayed(fill)(c) for c in range(chains))
     clock.append(time.perf_counter())
     ks = threads(
-        delayed(pareto_k)(problem, fit, np.random.default_rng([int(seeds[c]), 2]))
+        delayed(pareto_k)(problem, fit, np.random.default_rng([int(seeds[c]), 2]), layout=layout)
         for c, fit in enumerate(fits)
     )
     clock.append(time.perf_counter())

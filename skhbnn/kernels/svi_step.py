@@ -23,7 +23,7 @@ from numba import njit
 from .density import _JIT, hierarchical_logp_grad
 
 _EPS = 1e-8
-_LOG_SD_RANGE = (-12.0, 5.0)
+_LOG_SD_RANGE = (-12.0, 5.0)  # the log sds' clip (skhbnn.svi's flat steps use it too)
 
 
 @njit(**_JIT)
