@@ -27,6 +27,7 @@ the Pareto k-hat of the importance ratios ``p(theta, y) / q(theta)`` over
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -118,16 +119,25 @@ def pareto_k(problem, fit, rng, n_draws: int = _K_DRAWS, layout=None) -> float:
     """Pareto k-hat of ``log p(x) - log q(x)`` over ``n_draws`` draws of
     the approximation (above 0.7 its importance ratios, and with them the
     approximation, are not to be trusted)."""
-    from .stacking import _psislw
-
     layout = layout or svi._Layout(problem)
     ratios = np.empty(n_draws)
     for s in range(n_draws):  # one at a time: a draw of 100k groups is 50 MB
         x = svi.draw(problem, fit, 1, rng, layout)
         ratios[s] = problem.evaluate(x[0])[1] - svi.log_q(problem, fit, x, layout)[0]
-    ratios = np.where(np.isfinite(ratios), ratios, -np.inf)
-    _, k = _psislw(-ratios[None, :])
-    return float(np.ravel(k)[0])
+    return khat(ratios)
+
+
+def khat(log_ratios: np.ndarray) -> float:
+    """Pareto k-hat of importance weights ``exp(log_ratios)``.  A tail too
+    heavy for the Pareto fit (log ratios spread over thousands, as for an
+    approximation of millions of coordinates) gives ``inf``, not NaN: the
+    weights are then unusable, which is what a k-hat far above 0.7 says."""
+    from .stacking import _psislw
+
+    log_ratios = np.where(np.isfinite(log_ratios), log_ratios, -np.inf)
+    _, k = _psislw(-log_ratios[None, :])
+    k = float(np.ravel(k)[0])
+    return k if np.isfinite(k) else math.inf
 
 
 def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed: int,

@@ -195,3 +195,17 @@ def test_svi_fits_save_and_load(hier, grouped, tmp_path):
     np.testing.assert_allclose(
         loaded.predict_proba(X_te, groups=g_te), hier.predict_proba(X_te, groups=g_te)
     )
+
+
+def test_khat_is_small_for_good_weights_and_inf_where_the_tail_cannot_be_fitted():
+    from skhbnn.variational import khat
+
+    rng = np.random.default_rng(0)
+    assert khat(rng.normal(0.0, 0.1, 100)) < 0.5  # nearly equal weights
+    assert 0.7 < khat(rng.normal(0.0, 10.0, 100)) < math.inf
+    # log ratios spread over thousands (millions of coordinates): ArviZ's
+    # Pareto fit gives NaN; the weights are unusable, and k-hat says so
+    assert khat(rng.normal(0.0, 1e4, 100)) == math.inf
+    ratios = rng.normal(0.0, 0.1, 100)
+    ratios[3] = np.nan  # a draw whose density failed counts as weight 0
+    assert khat(ratios) < 0.7
