@@ -212,3 +212,33 @@ def ppc_mean(model, idata, seed, **data):
         )
     out = ppc.posterior_predictive["out"]
     return np.asarray(out.mean(("chain", "draw")).values)
+
+
+def plain_default_hierarchical_model(X, y, groups, n_groups, hidden=(5, 5)):
+    """skhbnn's default hierarchical classifier (binary) as a PyMC user would
+    write it for groups of unequal sizes: tanh layers ``hidden``, biases,
+    non-centred group weights and biases around ``Normal(0, 1)`` group means,
+    one ``HalfNormal(1)`` sd per layer for the weights and one for the biases;
+    each row takes its group's weights by indexing."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    sizes = (X.shape[1], *hidden, 1)
+    with pm.Model() as model:
+        X_data = pm.Data("X", X)
+        g_data = pm.Data("g", groups)
+        act = X_data
+        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            w_mu = pm.Normal(f"w{layer}_mu", 0.0, 1.0, shape=(n_in, n_out))
+            w_sd = pm.HalfNormal(f"w{layer}_sd", 1.0)
+            w_raw = pm.Normal(f"w{layer}_raw", 0.0, 1.0, shape=(n_groups, n_in, n_out))
+            b_mu = pm.Normal(f"b{layer}_mu", 0.0, 1.0, shape=(n_out,))
+            b_sd = pm.HalfNormal(f"b{layer}_sd", 1.0)
+            b_raw = pm.Normal(f"b{layer}_raw", 0.0, 1.0, shape=(n_groups, n_out))
+            w = (w_mu + w_sd * w_raw)[g_data]  # (rows, n_in, n_out)
+            b = (b_mu + b_sd * b_raw)[g_data]
+            act = pt.sum(act[:, :, None] * w, axis=1) + b
+            if layer < len(sizes) - 2:
+                act = pt.tanh(act)
+        pm.Bernoulli("y_obs", logit_p=act[:, 0], observed=y)
+    return model

@@ -117,6 +117,45 @@ def fit_hierarchical(data, seed, quick):
     return res
 
 
+def fit_plain_midsize(data, seed: int = 0) -> dict:
+    """The baseline of issue 11's mid-size target: a plain PyMC script of the
+    default model (``_common.plain_default_hierarchical_model``), compiled and
+    sampled by nutpie with the estimator's NUTS settings (4 chains x (500 +
+    500), target_accept 0.9); test probabilities are the posterior mean of
+    the network's output, computed from the draws."""
+    import nutpie
+
+    from ._common import plain_default_hierarchical_model
+
+    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    n_groups = int(max(g_tr.max(), g_te.max())) + 1
+
+    def fit():
+        model = plain_default_hierarchical_model(X_tr, y_tr, g_tr, n_groups)
+        compiled = nutpie.compile_pymc_model(model)
+        return nutpie.sample(compiled, chains=4, draws=500, tune=500, target_accept=0.9,
+                             seed=seed, cores=2, progress_bar=False)
+
+    res, idata = _timed_fit(fit)
+    post = idata.posterior  # (chain, draw, ...) -> (draw, ...)
+    draws = {v: np.asarray(post[v].values).reshape(-1, *post[v].shape[2:]) for v in post.data_vars}
+    n_layers = sum(1 for v in draws if v.startswith("w") and v.endswith("_sd"))
+    n_draws = len(draws["w0_sd"])
+    p = np.zeros(len(y_te))
+    for s in range(n_draws):
+        act = X_te
+        for layer in range(n_layers):
+            w = draws[f"w{layer}_mu"][s] + draws[f"w{layer}_sd"][s] * draws[f"w{layer}_raw"][s]
+            b = draws[f"b{layer}_mu"][s] + draws[f"b{layer}_sd"][s] * draws[f"b{layer}_raw"][s]
+            act = np.einsum("ri,rio->ro", act, w[g_te]) + b[g_te]
+            if layer < n_layers - 1:
+                act = np.tanh(act)
+        p += 1.0 / (1.0 + np.exp(-act[:, 0]))
+    p /= n_draws
+    res.update(_metrics(y_te, np.c_[1 - p, p], np.array([0, 1])))
+    return res
+
+
 def fit_flat_per_group(data, seed, quick):
     from skhbnn import BayesianMLPClassifier
 
@@ -227,6 +266,13 @@ def run(quick: bool = False) -> dict:
         if name.startswith("moons"):
             res["flat BNN per group"] = [fit_flat_per_group(data, s, quick) for s in seeds[:1]]
             row(f"{name}: flat BNN per group", _summary(res["flat BNN per group"]))
+        if name == "midsize" and not quick:  # issue 11: >= 5x a plain PyMC + nutpie script
+            res["plain PyMC + nutpie"] = [fit_plain_midsize(data)]
+            row(f"{name}: plain PyMC + nutpie script", _summary(res["plain PyMC + nutpie"]))
+            ours = res["hierarchical"]
+            row(f"{name}: plain script / defaults fit time (min over seeds, wall / CPU)",
+                f"{res['plain PyMC + nutpie'][0]['fit_s'] / max(r['fit_s'] for r in ours):.1f}x / "
+                f"{res['plain PyMC + nutpie'][0]['fit_cpu_s'] / max(r['fit_cpu_s'] for r in ours):.1f}x")
         for kind in ("HGB", "LR"):
             res[kind] = [fit_sklearn(data, kind)]
             row(f"{name}: {kind} + group one-hot", _summary(res[kind]))
