@@ -15,7 +15,9 @@ pytensor.  The variational family follows the model's structure:
 A step draws one point of the approximation, evaluates the kernel on ``B``
 of the ``G`` groups (all rows of each) with their likelihood and prior terms
 scaled by ``G / B``, and takes an Adam step on the reparameterisation
-gradient; each epoch visits every group once, in a new order.  The per-group
+gradient (the off-diagonal Cholesky parameters at ``1 / sqrt(n)`` of the
+learning rate, :func:`skhbnn.kernels.svi_step.offdiag_lr_factor`); each
+epoch visits every group once, in a new order.  The per-group
 parameters of a group move only when it is in the batch (its own gradient is
 exact up to Monte Carlo noise, unscaled).  The ELBO estimate of each epoch is
 kept; when its mean over an epoch window stops improving (by less than
@@ -120,9 +122,13 @@ class _Adam:
 def _flat_steps(problem, fit, opt, n_steps, rng, lr) -> list[float]:
     """Full-batch steps of a flat model (all coordinates global), through
     the C callback (population priors included)."""
+    from .kernels.svi_step import offdiag_lr_factor
+
     n = fit.mean.size
     tril = np.tril_indices(n)
     on_diag = tril[0] == tril[1]
+    # the kernels' rule for the off-diagonal Cholesky parameters
+    rates = np.r_[np.ones(n), np.where(on_diag, 1.0, offdiag_lr_factor(n))]
     out = []
     for _ in range(n_steps):
         L = fit.chol
@@ -135,7 +141,7 @@ def _flat_steps(problem, fit, opt, n_steps, rng, lr) -> list[float]:
         g_tri = np.outer(grad, eps)[tril]
         g_tri[on_diag] = g_tri[on_diag] * np.diag(L) + 1.0
         theta = np.r_[fit.mean, fit.tri]
-        opt.step(theta, np.r_[grad, g_tri], lr)
+        opt.step(theta, np.r_[grad, g_tri], lr * rates)
         fit.mean[:], fit.tri[:] = theta[:n], theta[n:]
         fit.tri[on_diag] = np.clip(fit.tri[on_diag], *_LOG_SD_RANGE)
     return out
