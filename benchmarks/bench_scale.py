@@ -25,7 +25,8 @@ seed's bias-free network against ``inference="advi"`` (30,000 iterations) on
 the same data, and against NUTS fitted on the first 100 groups (scored on
 those).
 
-``SKHBNN_SCALE`` picks parts: a comma-separated list of ``moons`` and
+``SKHBNN_SCALE_REFS`` names the reference fits to run (default ``nuts,advi``;
+``none`` for neither: they do not depend on the SVI path).  ``SKHBNN_SCALE`` picks parts: a comma-separated list of ``moons`` and
 ``<groups>x<classes>`` (default ``moons,1000x2,1000x6,10000x2,10000x6,
 100000x2``); ``SKHBNN_SCALE_SEEDS`` the random states of the skhbnn fits
 (default ``0,1,2`` up to 10k groups, ``0`` above).  ``--quick``: 1k groups,
@@ -211,13 +212,16 @@ def _moons_part(seeds) -> dict:
             res[key] = _child({"data": "moons", "method": "skhbnn", "seed": seed,
                                "params": {"inference": "svi", **params}})
             _show(f"SVI {label}, random_state={seed}", res[key], f"first {MOONS_SUBSET}")
-    res["advi"] = _child({"data": "moons", "method": "skhbnn", "seed": seeds[0],
-                          "params": {"inference": "advi", "use_bias": False}})
-    _show("inference='advi', use_bias=False", res["advi"], f"first {MOONS_SUBSET}")
-    res["nuts"] = _child({"data": "moons", "groups": MOONS_SUBSET, "method": "skhbnn",
-                          "params": {"inference": "nuts", "use_bias": False}})
-    _show(f"NUTS on {MOONS_SUBSET} groups, use_bias=False", res["nuts"], f"first {MOONS_SUBSET}")
-    if "fit" in res["advi"]:
+    if "advi" in _refs():
+        res["advi"] = _child({"data": "moons", "method": "skhbnn", "seed": seeds[0],
+                              "params": {"inference": "advi", "use_bias": False}})
+        _show("inference='advi', use_bias=False", res["advi"], f"first {MOONS_SUBSET}")
+    if "nuts" in _refs():
+        res["nuts"] = _child({"data": "moons", "groups": MOONS_SUBSET, "method": "skhbnn",
+                              "params": {"inference": "nuts", "use_bias": False}})
+        _show(f"NUTS on {MOONS_SUBSET} groups, use_bias=False", res["nuts"],
+              f"first {MOONS_SUBSET}")
+    if "fit" in res.get("advi", {}):
         for label in ("defaults", "use_bias=False"):
             times = [r["fit"] for k, r in res.items() if k.startswith(f"svi {label}/") and "fit" in r]
             if times:
@@ -225,6 +229,10 @@ def _moons_part(seeds) -> dict:
                     f"{res['advi']['fit'] / max(times):.1f}x / "
                     f"{res['advi']['fit'] / float(np.median(times)):.1f}x")
     return res
+
+
+def _refs() -> set:
+    return set(os.environ.get("SKHBNN_SCALE_REFS", "nuts,advi").split(","))
 
 
 def run(quick: bool = False) -> dict:
@@ -239,8 +247,9 @@ def run(quick: bool = False) -> dict:
         groups, classes = (int(v) for v in part.split("x"))
         default = "0" if quick or groups > 10_000 else "0,1,2"
         seeds = [int(s) for s in (env_seeds or default).split(",")]
-        results[part] = _grouped_part(groups, classes, seeds, with_advi=groups <= 1000 and not quick,
-                                      with_nuts=groups <= 10_000 and not quick)
+        results[part] = _grouped_part(
+            groups, classes, seeds, with_advi=groups <= 1000 and not quick and "advi" in _refs(),
+            with_nuts=groups <= 10_000 and not quick and "nuts" in _refs())
     return results
 
 
