@@ -276,7 +276,8 @@ def test_files_saved_by_skhbnn_0_1_0_predict_identically(name):
     else:
         proba = est.predict_proba(X, groups=groups)
         assert est.estimator_.idata_ is None
-    np.testing.assert_array_equal(proba, expected[name])
+    # as saved, up to float rounding: numpy 2.5 reorders some sums (differences ~4e-9)
+    np.testing.assert_allclose(proba, expected[name], rtol=1e-7, atol=1e-12)
 
 
 # ---------------------------------------------------------------- refusals
