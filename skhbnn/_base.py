@@ -101,6 +101,21 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+
+def auto_hidden_layer_sizes(n_outputs: int) -> tuple[int, int]:
+    """``hidden_layer_sizes="auto"``: two tanh layers of ``max(5, 2 (K - 1))``
+    units for ``K`` classes (``n_outputs`` is 1 for a binary classifier or a
+    regressor): ``(5, 5)`` up to 3 classes, ``(10, 10)`` for 6.  Each of the
+    ``K - 1`` free logits gets two units of its own.  Measured on
+    ``make_grouped_classification`` with 6 classes, 10 training rows per
+    group (``python -m benchmarks scale``, ``benchmarks/README.md``): at
+    10,000 groups ``(5, 5)`` scored 47.99% / log loss 1.392 and ``(10, 10)``
+    51.61% / 1.246, against 51.25% / 1.261 for boosting with the group
+    target-encoded; at 1,000 groups 48.47% / 1.353 against 53.71% / 1.204."""
+    k = n_outputs if n_outputs > 1 else 2  # classes
+    width = max(5, 2 * (k - 1))
+    return (width, width)
+
 class BaseBayesianMLP(BaseEstimator):
     """Shared machinery of the classifiers and regressors; not for direct use
     (each estimator adds scikit-learn's ``ClassifierMixin`` or
@@ -113,7 +128,9 @@ class BaseBayesianMLP(BaseEstimator):
     _MODE_INVARIANT = "proba"
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            "array-like", Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})
+        ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "use_bias": ["boolean"],
         "prior_sd": [Interval(Real, 0, None, closed="neither")],
@@ -136,8 +153,10 @@ class BaseBayesianMLP(BaseEstimator):
     }
 
     # ------------------------------------------------------------------ fit
-    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+    def _check_hidden_layer_sizes(self, n_outputs: int = 1) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
+        if isinstance(sizes, str) and sizes == "auto":
+            return auto_hidden_layer_sizes(n_outputs)
         if isinstance(sizes, Integral) and not isinstance(sizes, bool):
             sizes = (sizes,)
         sizes = tuple(sizes)
@@ -161,7 +180,7 @@ class BaseBayesianMLP(BaseEstimator):
         one per class otherwise."""
         return NetworkSpec(
             n_features=n_features,
-            hidden_layer_sizes=self._check_hidden_layer_sizes(),
+            hidden_layer_sizes=self._check_hidden_layer_sizes(n_outputs),
             n_outputs=n_outputs,
             activation=self.activation,
             use_bias=bool(self.use_bias),

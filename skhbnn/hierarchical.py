@@ -29,8 +29,11 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(5, 5)
-        Units per hidden layer.
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        Units per hidden layer.  ``"auto"``: ``(5, 5)`` up to 3 classes, two
+        layers of ``2 (K - 1)`` units for ``K`` > 3 classes (two per free
+        logit; ``(10, 10)`` for 6 classes, measured in ``benchmarks/README.md``,
+        "Thousands of groups").
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden-layer activation.
     use_bias : bool, default=True
@@ -163,7 +166,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
     def __init__(
         self,
         *,
-        hidden_layer_sizes=(5, 5),
+        hidden_layer_sizes="auto",
         activation="tanh",
         use_bias=True,
         prior_sd=1.0,

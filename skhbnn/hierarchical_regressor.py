@@ -32,8 +32,8 @@ class HierarchicalBayesianMLPRegressor(HierarchicalMixin, _BaseRegressor):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(5, 5)
-        Units per hidden layer.
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        Units per hidden layer; ``"auto"`` is ``(5, 5)``.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden-layer activation.
     use_bias : bool, default=True
@@ -103,7 +103,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
     def __init__(
         self,
         *,
-        hidden_layer_sizes=(5, 5),
+        hidden_layer_sizes="auto",
         activation="tanh",
         use_bias=True,
         prior_sd=1.0,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone
+from sklearn.base import (
+    BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone, is_classifier,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -68,16 +70,27 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
             X, y, groups=groups, sample_weight=weights
         )
 
-    def _flat_template(self, hier):
+    def _flat_template(self, hier, y):
         if self.flat_estimator is None:
             return self._flat_class(**{k: hier.get_params()[k] for k in self._shared})
         template = clone(self.flat_estimator)
+        if hasattr(hier, "network_"):
+            n_outputs = hier.network_.n_outputs
+        elif is_classifier(hier):
+            n_classes = np.unique(y).size
+            n_outputs = 1 if n_classes <= 2 else n_classes
+        else:
+            n_outputs = 1
+
+        def value(est, k):  # hidden layers as fitted ("auto" resolved)
+            if k == "hidden_layer_sizes":
+                return est._check_hidden_layer_sizes(n_outputs)
+            return est.get_params()[k]
+
         mismatch = [
             k for k in _STRUCTURE_PARAMS
             # atleast_1d: (5,) and 5 are the same layers; (5,) vs (5, 5) must not broadcast.
-            if not np.array_equal(
-                np.atleast_1d(template.get_params()[k]), np.atleast_1d(hier.get_params()[k])
-            )
+            if not np.array_equal(np.atleast_1d(value(template, k)), np.atleast_1d(value(hier, k)))
         ]
         if mismatch:
             raise ValueError(
@@ -139,12 +152,12 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
             unfitted = self._hierarchical_class()
         if not self.prefit:
             unfitted._validate_params()
-        self._flat_template(unfitted)._validate_params()
+        self._flat_template(unfitted, y)._validate_params()
         hier = self._hierarchical(X, y, groups, weights)
         self._check_prefit(hier)
         prior = (hier.population_prior() if self.prior_type == "population"
                  else hier.informed_prior(align=self.align, joint=self.joint_prior))
-        template = self._flat_template(hier)
+        template = self._flat_template(hier, y)
         seeds = check_random_state(template.random_state).randint(
             np.iinfo(np.int32).max, size=len(encoder.classes_)
         )

@@ -584,3 +584,20 @@ def test_bad_transfer_settings(case, data, fitted_hier, monkeypatch):
     X = np.c_[data.X, data.X[:, 0]] if case == "prefit-other-features" else data.df
     _check_case(est, monkeypatch, exc, match, "fit", X, data.y, data.g)
 
+
+
+def test_transfer_compares_auto_hidden_layers_as_fitted():
+    """The default ``hidden_layer_sizes="auto"`` is compared by the layers it
+    gives on the data: (5, 5) matches it on 2 classes, not on 4 (6, 6)."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n_samples=40, centers=4, n_features=2, random_state=0)
+    groups = np.arange(40) % 2
+    flat = BayesianMLPClassifier(hidden_layer_sizes=(5, 5))
+    transfer = InformedPriorTransfer(flat_estimator=flat)
+    hier = HierarchicalBayesianMLPClassifier()
+    assert transfer._flat_template(hier, y % 2).hidden_layer_sizes == (5, 5)
+    with pytest.raises(ValueError, match=r"differ in \['hidden_layer_sizes'\]"):
+        transfer.fit(X, y, groups=groups)
+    six = BayesianMLPClassifier(hidden_layer_sizes=(6, 6))
+    assert InformedPriorTransfer(flat_estimator=six)._flat_template(hier, y).hidden_layer_sizes == (6, 6)

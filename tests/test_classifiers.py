@@ -212,3 +212,29 @@ def test_prediction_threads_give_identical_results(flat, hier, binary_data, moon
     np.testing.assert_array_equal(
         threaded.predict_std(X, groups=groups), hier.predict_std(X, groups=groups)
     )
+
+
+@pytest.mark.parametrize(
+    "n_classes, layers", [(2, (5, 5)), (3, (5, 5)), (4, (6, 6)), (6, (10, 10))]
+)
+def test_auto_hidden_layers_grow_with_the_classes(n_classes, layers):
+    """``hidden_layer_sizes="auto"`` (the default): two layers of
+    max(5, 2 (K - 1)) units, in the flat and the hierarchical classifier."""
+    from skhbnn import BayesianMLPRegressor, HierarchicalBayesianMLPRegressor
+
+    for cls in (BayesianMLPClassifier, HierarchicalBayesianMLPClassifier):
+        est = cls()
+        assert est.hidden_layer_sizes == "auto"
+        n_outputs = 1 if n_classes == 2 else n_classes
+        assert est._network_spec(3, n_outputs).hidden_layer_sizes == layers
+        # an explicit value is taken as it is
+        assert cls(hidden_layer_sizes=(4,))._network_spec(3, n_outputs).hidden_layer_sizes == (4,)
+    for cls in (BayesianMLPRegressor, HierarchicalBayesianMLPRegressor):
+        assert cls()._network_spec(3, 1).hidden_layer_sizes == (5, 5)
+
+
+def test_auto_hidden_layers_in_a_fit():
+    X, y = make_blobs(n_samples=80, centers=4, n_features=2, random_state=0)
+    clf = BayesianMLPClassifier(**TINY).fit(X, y)
+    assert clf.network_.hidden_layer_sizes == (6, 6)
+    assert clf.posterior_draws_["w0"].shape[-2:] == (2, 6)
