@@ -227,3 +227,18 @@ def test_full_rank_sds_stay_below_the_prior_sd_on_a_wide_network():
     sds = np.sqrt(np.sum(fit.chol**2, axis=1))
     assert fit.converged
     assert np.median(sds) < 0.5 and sds.max() < 1.2
+
+
+def test_the_draw_cap_alone_does_not_warn_but_too_few_draws_do():
+    """An SVI fit stores at least 50 draws per restart (fewer than ``draws``
+    where the 1 GiB cap binds: 94 at 10,000 groups), so Kish's count is >= 50
+    even with all weight on one restart; independent draws need no more.
+    NUTS's threshold (100, autocorrelated draws) is unchanged."""
+    from skhbnn.diagnostics import reliability_problems
+
+    assert reliability_problems({"inference": "svi", "ess": {"draws": 94.0}}) == []
+    assert any("effective sample size below 50" in p
+               for p in reliability_problems({"inference": "svi", "ess": {"draws": 30.0}}))
+    assert any("effective sample size below 100" in p
+               for p in reliability_problems({"ess": {"proba": 94.0}}))
+    assert skhbnn.variational._MIN_DRAWS >= skhbnn.diagnostics.MIN_INDEPENDENT_ESS
