@@ -5,9 +5,8 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import (
-    BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone, is_classifier,
-)
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin
+from sklearn.base import clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -74,18 +73,13 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
         if self.flat_estimator is None:
             return self._flat_class(**{k: hier.get_params()[k] for k in self._shared})
         template = clone(self.flat_estimator)
-        if hasattr(hier, "network_"):
-            n_outputs = hier.network_.n_outputs
-        elif is_classifier(hier):
-            n_classes = np.unique(y).size
-            n_outputs = 1 if n_classes <= 2 else n_classes
-        else:
-            n_outputs = 1
+        n_classes = np.unique(y).size if is_classifier(hier) else 1
+        n_outputs = getattr(hier, "network_", None) and hier.network_.n_outputs
+        n_outputs = n_outputs or (n_classes if n_classes > 2 else 1)  # as fit builds it
 
         def value(est, k):  # hidden layers as fitted ("auto" resolved)
-            if k == "hidden_layer_sizes":
-                return est._check_hidden_layer_sizes(n_outputs)
-            return est.get_params()[k]
+            return (est._check_hidden_layer_sizes(n_outputs) if k == "hidden_layer_sizes"
+                    else est.get_params()[k])
 
         mismatch = [
             k for k in _STRUCTURE_PARAMS
