@@ -101,8 +101,12 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     cum = np.arange(n_draws + 1.0) if weights is None else np.concatenate([[0.0], np.cumsum(weights)])
     width = max(spec.layer_sizes[1:])
     per_chunk = max(1, _PREDICT_CHUNK_ELEMENTS // (_PREDICT_ROWS * width))
+    # A regression's outputs are its predictions, on the target's scale: float64
+    # throughout (in float32 numpy 2.5's vectorised tail moves a row's value by
+    # ~5e-7 relative with its position, against scikit-learn's 1e-7 invariance).
+    dtype = np.float64 if output == "value" else _PREDICT_DTYPE
     params = {
-        k: np.asarray(v, np.float64 if spec.layer_of(k) == 0 else _PREDICT_DTYPE)
+        k: np.asarray(v, np.float64 if spec.layer_of(k) == 0 else dtype)
         for k, v in params.items()
         if k in spec.param_shapes()
     }
@@ -116,8 +120,8 @@ def posterior_moments(params: dict, X: np.ndarray, spec: NetworkSpec, n_jobs=Non
     def chunk_stats(task):
         rows, draws = task
         chunk = {k: v[draws] for k, v in params.items()}
-        logits = forward(chunk, X_t[:, rows], spec, hidden_dtype=_PREDICT_DTYPE, units_major=True)
-        logits = logits.astype(_PREDICT_DTYPE, copy=False)
+        logits = forward(chunk, X_t[:, rows], spec, hidden_dtype=dtype, units_major=True)
+        logits = logits.astype(dtype, copy=False)
         w = None if weights is None else weights[draws]
         c_lse = None
         if log:  # before _probabilities, which works in place on the logits
