@@ -26,10 +26,11 @@ the same data, and against NUTS fitted on the first 100 groups (scored on
 those).
 
 ``SKHBNN_SCALE_REFS`` names the reference fits to run (default ``nuts,advi``;
-``none`` for neither: they do not depend on the SVI path).  ``SKHBNN_SCALE`` picks parts: a comma-separated list of ``moons`` and
-``<groups>x<classes>`` (default ``moons,1000x2,1000x6,10000x2,10000x6,
-100000x2``); ``SKHBNN_SCALE_SEEDS`` the random states of the skhbnn fits
-(default ``0,1,2`` up to 10k groups, ``0`` above).  ``--quick``: 1k groups,
+``none`` for neither: they do not depend on the SVI path).  ``SKHBNN_SCALE``
+picks parts: a comma-separated list of ``moons`` and ``<groups>x<classes>``
+(default ``moons,1000x2,1000x6,10000x2,10000x6,100000x2``); ``SKHBNN_SCALE_SEEDS``
+the random states of the skhbnn fits (default ``0,1,2`` up to 10k groups,
+``0`` above).  ``--quick``: 1k groups,
 binary, one seed, no ADVI and no NUTS.
 """
 

@@ -59,19 +59,14 @@ def fit(G: int, K: int, params: dict) -> None:
 
 def _flat_problem(G, K, H):
     from skhbnn.models import FlatModel
-    from skhbnn.network import NetworkSpec
+    from skhbnn.network import NetworkSpec, forward, logits_to_proba
 
     X, X_te, y, y_te, _, _ = grouped_data(G, K)
-    problem = FlatModel(NetworkSpec(X.shape[1], (H, H), K, "tanh", use_bias=True)).build_kernel(
-        X, y, None, None)
+    spec = NetworkSpec(X.shape[1], (H, H), K, "tanh", use_bias=True)
+    problem = FlatModel(spec).build_kernel(X, y, None, None)
 
-    def proba(x):
-        p, a = problem.expand(x), X_te
-        for layer in range(3):
-            a = a @ p[f"w{layer}"] + p[f"b{layer}"]
-            a = np.tanh(a) if layer < 2 else a
-        e = np.exp(a - a.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+    def proba(x):  # the network at the point x
+        return logits_to_proba(forward(problem.expand(x), X_te, spec))
 
     return problem, y, y_te, proba
 

@@ -101,7 +101,6 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-
 def auto_hidden_layer_sizes(n_outputs: int) -> tuple[int, int]:
     """``hidden_layer_sizes="auto"``: two tanh layers of ``max(5, 2 (K - 1))``
     units for ``K`` classes (``n_outputs`` is 1 for a binary classifier or a
@@ -115,6 +114,7 @@ def auto_hidden_layer_sizes(n_outputs: int) -> tuple[int, int]:
     k = n_outputs if n_outputs > 1 else 2  # classes
     width = max(5, 2 * (k - 1))
     return (width, width)
+
 
 class BaseBayesianMLP(BaseEstimator):
     """Shared machinery of the classifiers and regressors; not for direct use
@@ -153,7 +153,7 @@ class BaseBayesianMLP(BaseEstimator):
     }
 
     # ------------------------------------------------------------------ fit
-    def _check_hidden_layer_sizes(self, n_outputs: int = 1) -> tuple[int, ...]:
+    def _check_hidden_layer_sizes(self, n_outputs: int) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, str) and sizes == "auto":
             return auto_hidden_layer_sizes(n_outputs)

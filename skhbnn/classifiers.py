@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import HasMethods
 
 from ._base import BaseBayesianMLP, diagnostic_rows, store_params
 from .models import FlatModel
-from .network import forward, logits_to_proba
+from .network import class_outputs, forward, logits_to_proba
 from .prediction import flatten_chains, pointwise_log_likelihood, posterior_moments
 from .registry import register_estimator
 from .validation import check_sample_weight
@@ -198,7 +198,7 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
             X, y = self._validate_X(X, reset=True, y=y)
             y_enc = np.searchsorted(classes, y).astype(np.int64)
         weights = check_sample_weight(sample_weight, X)
-        spec = self._network_spec(X.shape[1], 1 if len(classes) == 2 else len(classes))
+        spec = self._network_spec(X.shape[1], class_outputs(len(classes)))
         if self.prior is not None:
             self.prior.validate(spec)
             if getattr(self.prior, "target_scale", None) is not None:

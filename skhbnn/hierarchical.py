@@ -9,7 +9,7 @@ from ._base import BaseBayesianMLP, fit_with_classes, store_params
 from .classifiers import _FLAT_FITTED, BayesianMLPClassifier
 from .grouped import HierarchicalMixin
 from .groups import resolve_groups
-from .network import logits_to_proba
+from .network import class_outputs, logits_to_proba
 from .prediction import flatten_chains, grouped_pointwise_log_likelihood, posterior_moments
 from .registry import register_estimator
 from .validation import check_sample_weight
@@ -216,7 +216,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         X, y_enc, classes = self._check_training_data(X, y)
         encoder, codes = self._encode_groups(groups, X.shape[0])
         weights = check_sample_weight(sample_weight, X)
-        spec = self._network_spec(X.shape[1], 1 if len(classes) == 2 else len(classes))
+        spec = self._network_spec(X.shape[1], class_outputs(len(classes)))
         definition = self._definition(spec, len(encoder.classes_))
         self.classes_ = classes
         draws, (logits, new), sds, n_div = self._sample(

@@ -178,6 +178,12 @@ def forward(params, X, spec: NetworkSpec, xp=np, hidden_dtype=None, units_major=
     return h
 
 
+def class_outputs(n_classes: int) -> int:
+    """Outputs of a classifier's network: one logit for two classes (the
+    seed's ``softmax([0, z])``), one per class otherwise."""
+    return 1 if n_classes <= 2 else n_classes
+
+
 def logits_to_proba(logits: np.ndarray) -> np.ndarray:
     """Class probabilities (..., n_classes) from logits (..., n_outputs), numpy."""
     if logits.shape[-1] == 1:

@@ -25,6 +25,7 @@ from .hierarchical_regressor import HierarchicalBayesianMLPRegressor
 from .regressors import BayesianMLPRegressor
 from .grouped import shared_params
 from .groups import GroupEncoder, check_groups, group_codes, resolve_groups, rows_of_codes
+from .network import class_outputs
 from .registry import register_estimator
 
 
@@ -73,9 +74,8 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
         if self.flat_estimator is None:
             return self._flat_class(**{k: hier.get_params()[k] for k in self._shared})
         template = clone(self.flat_estimator)
-        n_classes = np.unique(y).size if is_classifier(hier) else 1
-        n_outputs = getattr(hier, "network_", None) and hier.network_.n_outputs
-        n_outputs = n_outputs or (n_classes if n_classes > 2 else 1)  # as fit builds it
+        n_outputs = (hier.network_.n_outputs if hasattr(hier, "network_")  # as fit builds it
+                     else class_outputs(np.unique(y).size) if is_classifier(hier) else 1)
 
         def value(est, k):  # hidden layers as fitted ("auto" resolved)
             return (est._check_hidden_layer_sizes(n_outputs) if k == "hidden_layer_sizes"

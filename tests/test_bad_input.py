@@ -585,7 +585,6 @@ def test_bad_transfer_settings(case, data, fitted_hier, monkeypatch):
     _check_case(est, monkeypatch, exc, match, "fit", X, data.y, data.g)
 
 
-
 def test_transfer_compares_auto_hidden_layers_as_fitted():
     """The default ``hidden_layer_sizes="auto"`` is compared by the layers it
     gives on the data: (5, 5) matches it on 2 classes, not on 4 (6, 6)."""

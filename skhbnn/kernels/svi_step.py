@@ -178,12 +178,9 @@ def hierarchical_steps(
                     tri[k], g_tri[k], state_g[0, c], state_g[1, c], t,
                     lr if i == j else lr * lr_off, b1, b2,
                 )
+                if i == j:  # the diagonal's log stays in range
+                    tri[k] = min(max(tri[k], _LOG_SD_RANGE[0]), _LOG_SD_RANGE[1])
                 k += 1
-        k = 0
-        for i in range(n_g):  # the diagonal's log stays in range
-            k += i
-            tri[k] = min(max(tri[k], _LOG_SD_RANGE[0]), _LOG_SD_RANGE[1])
-            k += 1
         # each batch group: its own (unscaled) gradient
         for j in range(B):
             g = batches[s, j]
