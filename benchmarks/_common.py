@@ -242,3 +242,26 @@ def plain_default_hierarchical_model(X, y, groups, n_groups, hidden=(5, 5)):
                 act = pt.tanh(act)
         pm.Bernoulli("y_obs", logit_p=act[:, 0], observed=y)
     return model
+
+
+def plain_default_predict(posterior, X, groups) -> np.ndarray:
+    """P(y = 1) of the rows ``X`` of ``groups`` under the draws of
+    :func:`plain_default_hierarchical_model`: the posterior mean of the
+    network's output, computed from the draws with numpy (no skhbnn code)."""
+    draws = {
+        v: np.asarray(posterior[v].values).reshape(-1, *posterior[v].shape[2:])
+        for v in posterior.data_vars
+    }
+    n_layers = sum(1 for v in draws if v.startswith("w") and v.endswith("_sd"))
+    n_draws = len(draws["w0_sd"])
+    p = np.zeros(len(X))
+    for s in range(n_draws):
+        act = X
+        for layer in range(n_layers):
+            w = draws[f"w{layer}_mu"][s] + draws[f"w{layer}_sd"][s] * draws[f"w{layer}_raw"][s]
+            b = draws[f"b{layer}_mu"][s] + draws[f"b{layer}_sd"][s] * draws[f"b{layer}_raw"][s]
+            act = np.einsum("ri,rio->ro", act, w[groups]) + b[groups]
+            if layer < n_layers - 1:
+                act = np.tanh(act)
+        p += 1.0 / (1.0 + np.exp(-act[:, 0]))
+    return p / n_draws

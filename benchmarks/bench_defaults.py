@@ -125,7 +125,7 @@ def fit_plain_midsize(data, seed: int = 0) -> dict:
     the network's output, computed from the draws."""
     import nutpie
 
-    from ._common import plain_default_hierarchical_model
+    from ._common import plain_default_hierarchical_model, plain_default_predict
 
     X_tr, X_te, y_tr, y_te, g_tr, g_te = data
     n_groups = int(max(g_tr.max(), g_te.max())) + 1
@@ -137,21 +137,7 @@ def fit_plain_midsize(data, seed: int = 0) -> dict:
                              seed=seed, cores=2, progress_bar=False)
 
     res, idata = _timed_fit(fit)
-    post = idata.posterior  # (chain, draw, ...) -> (draw, ...)
-    draws = {v: np.asarray(post[v].values).reshape(-1, *post[v].shape[2:]) for v in post.data_vars}
-    n_layers = sum(1 for v in draws if v.startswith("w") and v.endswith("_sd"))
-    n_draws = len(draws["w0_sd"])
-    p = np.zeros(len(y_te))
-    for s in range(n_draws):
-        act = X_te
-        for layer in range(n_layers):
-            w = draws[f"w{layer}_mu"][s] + draws[f"w{layer}_sd"][s] * draws[f"w{layer}_raw"][s]
-            b = draws[f"b{layer}_mu"][s] + draws[f"b{layer}_sd"][s] * draws[f"b{layer}_raw"][s]
-            act = np.einsum("ri,rio->ro", act, w[g_te]) + b[g_te]
-            if layer < n_layers - 1:
-                act = np.tanh(act)
-        p += 1.0 / (1.0 + np.exp(-act[:, 0]))
-    p /= n_draws
+    p = plain_default_predict(idata.posterior, X_te, g_te)
     res.update(_metrics(y_te, np.c_[1 - p, p], np.array([0, 1])))
     return res
 

@@ -10,7 +10,9 @@ and the chains' mean group sds.
 * MODES: comma-separated ``mode[:bias_sd_scale[:bias_mu_sd]]`` with mode
   ``nobias`` (no biases), ``layer`` (biases share their layer's group sd,
   skhbnn 0.1), ``sep`` (biases have their own group sd, HalfNormal(scale))
-  or ``shared`` (biases do not vary between groups);
+  ``shared`` (biases do not vary between groups) or ``ard`` (as ``sep``, and
+  each layer's group-mean biases ``Normal(0, tau_b)`` with a learned
+  ``tau_b ~ HalfNormal(bias_mu_sd)``, non-centred);
 * SEEDS: comma-separated sampler seeds.
 """
 import sys, time, json, warnings
@@ -30,18 +32,23 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
         rv = {}
         for l in range(spec.n_layers):
             rv[f"sd{l}"] = pm.HalfNormal(f"sd{l}", 1.0)
-            if mode == "sep" and spec.use_bias:
+            if mode in ("sep", "ard") and spec.use_bias:
                 rv[f"sdb{l}"] = pm.HalfNormal(f"sdb{l}", b_scale)
+            if mode == "ard" and spec.use_bias:
+                rv[f"sdtau{l}"] = pm.HalfNormal(f"sdtau{l}", b_mu_sd)
         params = {}
         for name, shape in spec.param_shapes().items():
             l = spec.layer_of(name)
             isb = name.startswith("b")
-            mu = pm.Normal(f"{name}_mu", 0, b_mu_sd if isb else 1.0, shape=shape)
+            if isb and mode == "ard":
+                mu = pm.Deterministic(f"{name}_mu", rv[f"sdtau{l}"] * pm.Normal(f"{name}_z", 0, 1, shape=shape))
+            else:
+                mu = pm.Normal(f"{name}_mu", 0, b_mu_sd if isb else 1.0, shape=shape)
             if isb and mode == "shared":
                 params[name] = pm.Deterministic(name, pt.broadcast_to(mu, (G, *shape)))
                 continue
             raw = pm.Normal(f"{name}_raw", 0, 1, shape=(G, *shape))
-            sd = rv[f"sdb{l}"] if (isb and mode == "sep") else rv[f"sd{l}"]
+            sd = rv[f"sdb{l}"] if (isb and mode in ("sep", "ard")) else rv[f"sd{l}"]
             params[name] = pm.Deterministic(name, mu + sd * raw)
         logits = forward(params, pt.as_tensor(X_pad), spec, xp=pt).reshape((-1, spec.n_outputs))[idx]
         if spec.n_outputs == 1:

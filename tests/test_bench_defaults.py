@@ -33,3 +33,38 @@ def test_plain_default_model_has_the_estimators_log_density():
     # and it is not vacuous: another point gives another density
     moved = {b: v + 0.1 for (_, b), v in point.items()}
     assert abs(plain.compile_logp()(moved) - plain_logp) > 1e-3
+
+
+def test_plain_default_predict_is_the_networks_posterior_mean():
+    """The baselines' own numpy prediction (no skhbnn code inside) averages
+    the network's probability over the draws, row by row with its group's
+    weights: checked against skhbnn's forward pass on random draws."""
+    import xarray as xr
+    from scipy.special import expit
+
+    from benchmarks._common import plain_default_predict
+    from skhbnn.network import forward
+
+    rng = np.random.default_rng(1)
+    spec = NetworkSpec(3, (5, 4), 1, "tanh", use_bias=True)
+    n_chain, n_draw, G = 2, 3, 4
+    post = {}
+    for name, shape in spec.param_shapes().items():
+        post[f"{name}_mu"] = rng.normal(size=(n_chain, n_draw, *shape))
+        post[f"{name}_sd"] = rng.uniform(0.1, 1.0, size=(n_chain, n_draw))
+        post[f"{name}_raw"] = rng.normal(size=(n_chain, n_draw, G, *shape))
+    posterior = xr.Dataset({k: (tuple(f"{k}_{i}" for i in range(v.ndim)), v) for k, v in post.items()})
+    X = rng.normal(size=(7, 3))
+    groups = rng.integers(0, G, size=7)
+    expected = np.zeros(7)
+    for c in range(n_chain):
+        for d in range(n_draw):
+            for r in range(7):
+                params = {
+                    n: post[f"{n}_mu"][c, d] + post[f"{n}_sd"][c, d] * post[f"{n}_raw"][c, d, groups[r]]
+                    for n in spec.param_shapes()
+                }
+                expected[r] += expit(forward(params, X[r : r + 1], spec)[0, 0])
+    expected /= n_chain * n_draw
+    np.testing.assert_allclose(plain_default_predict(posterior, X, groups), expected, rtol=1e-10)
+    assert np.ptp(expected) > 0.05  # rows differ: the check has something to compare
