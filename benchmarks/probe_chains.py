@@ -7,7 +7,10 @@ elpd of every chain, the chains' modes and stacking weights.
 ``offsets`` (the defaults suite's set);
 SEEDS comma-separated ``random_state`` values; PARAMS_JSON estimator
 parameters beside the defaults, e.g. ``'{"chains": 4}'``.  One JSON line per
-fit.
+fit.  Per chain also: ``p_loo`` (in-sample lpd minus PSIS-LOO elpd), the
+rows with k-hat above 0.7 (``n_bad``) and ``elpd_ok``, the elpd summed over
+the rows where every chain's k-hat is below 0.7 (where PSIS is reliable for
+all of them), so that modes can be compared on the same reliable rows.
 """
 import sys, time, json, warnings
 import numpy as np
@@ -44,6 +47,8 @@ for s in seeds:
     C = clf.posterior_draws_["w0"].shape[0]
     ll = np.asarray(clf.idata_.log_likelihood["y_obs"]).reshape(C, -1, len(ytr))
     per = []
+    _, k_all = chain_loo(ll)
+    ok = (k_all < 0.7).all(axis=0)
     for c in range(C):
         sub = type(clf).__new__(type(clf)); sub.__dict__.update(clf.__dict__)
         sub.posterior_draws_ = {k: v[c:c+1] for k, v in clf.posterior_draws_.items()}; sub.chain_weights_ = None
@@ -51,6 +56,8 @@ for s in seeds:
         lpd, k = psis_lpd(ll[c])
         per.append(dict(ll=round(log_loss(yte, Pc, labels=clf.classes_), 4), acc=round(accuracy_score(yte, clf.classes_[Pc.argmax(1)]), 4),
                         elpd=round(float(lpd.sum()), 1), kmax=round(float(k.max()), 2),
+                        p_loo=round(float(np.log(np.exp(ll[c]).mean(0)).sum() - lpd.sum()), 1),
+                        n_bad=int((k > 0.7).sum()), elpd_ok=round(float(lpd[ok].sum()), 1), n_ok=int(ok.sum()),
                         sds={k2: round(float(v[c].mean()), 3) for k2, v in clf.posterior_draws_.items() if k2.startswith("sd")}))
     d = clf.diagnostics_
     print(json.dumps(dict(data=which, seed=s, kw=kw, t=round(t, 1), ll=round(log_loss(yte, P, labels=clf.classes_), 4),
