@@ -21,8 +21,8 @@ epoch visits every group once, in a new order.  The per-group
 parameters of a group move only when it is in the batch (its own gradient is
 exact up to Monte Carlo noise, unscaled).  The ELBO estimate of each epoch is
 kept; when its mean over an epoch window stops improving (by less than
-``tol`` nats per training row) the learning rate drops by ``_DECAY`` and,
-after ``_N_DECAYS`` such plateaus, the fit stops.
+``tol`` nats per training row) the learning rate drops by ``_DECAY``; at the
+plateau after ``_N_DECAYS`` such drops (the fourth) the fit stops.
 
 Restarts are chains: each runs from its own start (a NUTS warm start,
 :mod:`skhbnn.variational`; by default the NUTS chains' initial point), and
@@ -43,7 +43,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 _LR = 0.01
 _DECAY = 0.3  # the learning rate's factor at each plateau
-_N_DECAYS = 3  # plateaus before the fit stops
+_N_DECAYS = 3  # learning-rate drops; the fit stops at the next plateau
 _BATCH_ROWS = 4096  # rows per step, in whole groups
 _MIN_STEPS_PER_EPOCH = 20  # a small data set: several steps per "epoch"
 _WINDOW = 10  # epochs per window of the plateau rule
