@@ -32,34 +32,39 @@ def data_of(which):
     X, y, g = make_grouped_classification(random_state=int(which[7:] or 0))
     return train_test_split(X, y, g, test_size=0.3, random_state=0, stratify=g)
 
-which = sys.argv[1]; seeds = [int(s) for s in sys.argv[2].split(",")]
-kw = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-Xtr, Xte, ytr, yte, gtr, gte = data_of(which)
-for s in seeds:
-    clf = HierarchicalBayesianMLPClassifier(random_state=s, progressbar=False, **kw)
-    t = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        clf.fit(Xtr, ytr, groups=gtr)
-    t = time.perf_counter() - t
-    warned = [str(x.message)[60:260] for x in w if "Convergence" in type(x.message).__name__]
-    P = clf.predict_proba(Xte, groups=gte)
-    C = clf.posterior_draws_["w0"].shape[0]
-    ll = np.asarray(clf.idata_.log_likelihood["y_obs"]).reshape(C, -1, len(ytr))
-    per = []
-    _, k_all = chain_loo(ll)
-    ok = (k_all < 0.7).all(axis=0)
-    for c in range(C):
-        sub = type(clf).__new__(type(clf)); sub.__dict__.update(clf.__dict__)
-        sub.posterior_draws_ = {k: v[c:c+1] for k, v in clf.posterior_draws_.items()}; sub.chain_weights_ = None
-        Pc = sub.predict_proba(Xte, groups=gte)
-        lpd, k = psis_lpd(ll[c])
-        per.append(dict(ll=round(log_loss(yte, Pc, labels=clf.classes_), 4), acc=round(accuracy_score(yte, clf.classes_[Pc.argmax(1)]), 4),
-                        elpd=round(float(lpd.sum()), 1), kmax=round(float(k.max()), 2),
-                        p_loo=round(float(np.log(np.exp(ll[c]).mean(0)).sum() - lpd.sum()), 1),
-                        n_bad=int((k > 0.7).sum()), elpd_ok=round(float(lpd[ok].sum()), 1), n_ok=int(ok.sum()),
-                        sds={k2: round(float(v[c].mean()), 3) for k2, v in clf.posterior_draws_.items() if k2.startswith("sd")}))
-    d = clf.diagnostics_
-    print(json.dumps(dict(data=which, seed=s, kw=kw, t=round(t, 1), ll=round(log_loss(yte, P, labels=clf.classes_), 4),
-                          acc=round(accuracy_score(yte, clf.classes_[P.argmax(1)]), 4), div=d.get("divergences"), rhat=round(d["max_rhat"], 3),
-                          warned=warned, weights=d.get("chain_weights"), modes=d.get("chain_modes"), chains=per)), flush=True)
+def main():
+    which = sys.argv[1]; seeds = [int(s) for s in sys.argv[2].split(",")]
+    kw = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    Xtr, Xte, ytr, yte, gtr, gte = data_of(which)
+    for s in seeds:
+        clf = HierarchicalBayesianMLPClassifier(random_state=s, progressbar=False, **kw)
+        t = time.perf_counter()
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            clf.fit(Xtr, ytr, groups=gtr)
+        t = time.perf_counter() - t
+        warned = [str(x.message)[60:260] for x in w if "Convergence" in type(x.message).__name__]
+        P = clf.predict_proba(Xte, groups=gte)
+        C = clf.posterior_draws_["w0"].shape[0]
+        ll = np.asarray(clf.idata_.log_likelihood["y_obs"]).reshape(C, -1, len(ytr))
+        per = []
+        _, k_all = chain_loo(ll)
+        ok = (k_all < 0.7).all(axis=0)
+        for c in range(C):
+            sub = type(clf).__new__(type(clf)); sub.__dict__.update(clf.__dict__)
+            sub.posterior_draws_ = {k: v[c:c+1] for k, v in clf.posterior_draws_.items()}; sub.chain_weights_ = None
+            Pc = sub.predict_proba(Xte, groups=gte)
+            lpd, k = psis_lpd(ll[c])
+            per.append(dict(ll=round(log_loss(yte, Pc, labels=clf.classes_), 4), acc=round(accuracy_score(yte, clf.classes_[Pc.argmax(1)]), 4),
+                            elpd=round(float(lpd.sum()), 1), kmax=round(float(k.max()), 2),
+                            p_loo=round(float(np.log(np.exp(ll[c]).mean(0)).sum() - lpd.sum()), 1),
+                            n_bad=int((k > 0.7).sum()), elpd_ok=round(float(lpd[ok].sum()), 1), n_ok=int(ok.sum()),
+                            sds={k2: round(float(v[c].mean()), 3) for k2, v in clf.posterior_draws_.items() if k2.startswith("sd")}))
+        d = clf.diagnostics_
+        print(json.dumps(dict(data=which, seed=s, kw=kw, t=round(t, 1), ll=round(log_loss(yte, P, labels=clf.classes_), 4),
+                              acc=round(accuracy_score(yte, clf.classes_[P.argmax(1)]), 4), div=d.get("divergences"), rhat=round(d["max_rhat"], 3),
+                              warned=warned, weights=d.get("chain_weights"), modes=d.get("chain_modes"), chains=per)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
