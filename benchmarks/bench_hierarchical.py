@@ -42,10 +42,10 @@ repeated calls at one random point) next to the FLOP floor of
 
 from __future__ import annotations
 
-import numpy as np
-
 import os
 import time
+
+import numpy as np
 
 from ._common import (
     PLAIN_GROUP_SDS,
