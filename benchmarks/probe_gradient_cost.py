@@ -18,8 +18,9 @@ The floor quoted is the FLOPs at 4 double-precision FLOPs per ns (one core,
 no FMA, no SIMD width assumed) plus 4 ns per ``exp``; what the kernel
 achieves is printed next to it.
 
-``--steps [--seeds 0,1,...] [--sd-start 0.1]``: where the leapfrog steps of a
-default fit go (:func:`steps`), optionally with the group sds started elsewhere.
+``--steps [--seeds 0,1,...] [--sd-start 0.1] [--adaptation low_rank]``: where
+the leapfrog steps of a default fit go (:func:`steps`), optionally with the
+group sds started elsewhere or another nutpie mass-matrix adaptation.
 """
 
 from __future__ import annotations
@@ -72,14 +73,15 @@ def main():
               f"{flops / per_row:.2f} FLOP/ns achieved)", flush=True)
 
 
-def steps(seeds=(0,), sd_start=None):
+def steps(seeds=(0,), sd_start=None, adaptation="diag"):
     """Where the leapfrog steps go: the default fit's chains (4 x (500 +
     500)) sampled by nutpie on the kernels with the warm-up kept;
     gradients in warm-up (and in its first 100 iterations) and in sampling,
     and their kernel time against the wall time of the sampling.
     ``sd_start``: start every group sd at this value (times the usual
     ``exp(U(-1, 1))`` jitter) instead of PyMC's support point of
-    ``HalfNormal(1)``."""
+    ``HalfNormal(1)``.  ``adaptation``: nutpie's mass-matrix adaptation
+    (``"diag"``, its default and skhbnn's, ``"draw_diag"`` or ``"low_rank"``)."""
     import dataclasses
 
     import nutpie
@@ -102,12 +104,13 @@ def steps(seeds=(0,), sd_start=None):
     for seed in seeds:
         start = time.perf_counter()
         idata = nutpie.sample(model, draws=500, tune=500, chains=4, cores=2, seed=seed,
-                              target_accept=0.9, progress_bar=False, save_warmup=True)
+                              target_accept=0.9, progress_bar=False, save_warmup=True,
+                              **({} if adaptation == "diag" else {"adaptation": adaptation}))
         wall = time.perf_counter() - start
         tune = np.asarray(idata.warmup_sample_stats["n_steps"])
         draw = np.asarray(idata.sample_stats["n_steps"])
         total = tune.sum() + draw.sum()
-        print(f"seed {seed}, group sds start at {sd_start or 'the support point'}: gradients "
+        print(f"seed {seed}, {adaptation}, group sds start at {sd_start or 'the support point'}: gradients "
               f"warm-up {tune.sum()} ({tune.sum() / total:.0%}; first 100 iterations "
               f"{tune[:, :100].sum()}), sampling {draw.sum()}; mean steps per warm-up "
               f"iteration {tune.mean():.1f}, per draw {draw.mean():.1f}; max per warm-up "
@@ -125,6 +128,6 @@ if __name__ == "__main__":
     if "--steps" in sys.argv:
         seeds = tuple(int(v) for v in option("--seeds", "0").split(","))
         sd = option("--sd-start", None)
-        steps(seeds, None if sd is None else float(sd))
+        steps(seeds, None if sd is None else float(sd), option("--adaptation", "diag"))
     else:
         main()
