@@ -43,7 +43,6 @@ repeated calls at one random point) next to the FLOP floor of
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
@@ -146,24 +145,13 @@ def report(name, res):
     row(f"{name}: divergences", res["divergences"])
 
 
-def _per_call(fn, x, n: int = 500, repeats: int = 7) -> float:
-    fn(x)  # load / compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn(x)
-        times.append((time.perf_counter() - start) / n)
-    return float(np.median(times))
-
-
 def gradient_cost(data) -> dict:
     """ns per training row of one log density + gradient of the default
     model: PyMC's compiled function, skhbnn's kernel, and the FLOP floor."""
     from skhbnn.models import HierarchicalModel
     from skhbnn.network import NetworkSpec
 
-    from .probe_gradient_cost import FLOPS_PER_NS, NS_PER_EXP, arithmetic
+    from .probe_gradient_cost import FLOPS_PER_NS, NS_PER_EXP, arithmetic, per_call
 
     X, _, y, _, g, _ = data
     n_groups = len(np.unique(g))
@@ -172,10 +160,10 @@ def gradient_cost(data) -> dict:
     f = model.logp_dlogp_function(ravel_inputs=True)
     f.trust_input = True
     n_dim = sum(np.size(v) for v in model.initial_point().values())
-    plain = _per_call(f, rng.normal(scale=0.3, size=n_dim))
+    plain = per_call(f, rng.normal(scale=0.3, size=n_dim), n=500)
     spec = NetworkSpec(X.shape[1], (5, 5), 1, "tanh", use_bias=True)
     problem = HierarchicalModel(spec, n_groups).build_kernel(X, y, g)
-    ours = _per_call(problem.evaluate, rng.normal(scale=0.3, size=problem.n_dim), n=2000)
+    ours = per_call(problem.evaluate, rng.normal(scale=0.3, size=problem.n_dim))
     flops, tanh = arithmetic(spec)
     return {"plain_ns_per_row": plain * 1e9 / len(y), "skhbnn_ns_per_row": ours * 1e9 / len(y),
             "floor_ns_per_row": flops / FLOPS_PER_NS + tanh * NS_PER_EXP}
@@ -234,10 +222,10 @@ def run_skhbnn_default(data, seed, settings=None) -> dict:
 
 
 def _scores(y, p1) -> dict:
-    from sklearn.metrics import log_loss
+    """Accuracy and log loss of P(y = 1), scored as the defaults suite scores."""
+    from .bench_defaults import _metrics
 
-    return {"accuracy": float(np.mean((p1 > 0.5) == y)),
-            "log_loss": float(log_loss(y, np.c_[1 - p1, p1], labels=[0, 1]))}
+    return _metrics(y, np.c_[1 - p1, p1], np.array([0, 1]))
 
 
 def run_defaults(quick: bool = False) -> dict:

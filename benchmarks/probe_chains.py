@@ -19,9 +19,17 @@ from skhbnn import HierarchicalBayesianMLPClassifier
 from skhbnn.datasets import make_rotated_moons, make_grouped_classification
 from skhbnn.stacking import chain_loo
 
-def psis_lpd(ll):  # ll (S, n) -> per-row PSIS-LOO lpd and k-hat
-    lpd, khat = chain_loo(ll[None])
-    return lpd[0], khat[0]
+def chain_probabilities(clf, X, groups):
+    """(chain, row, class): each chain's own predictive, from a shallow copy
+    of the fitted estimator that keeps only that chain's draws."""
+    out = []
+    for c in range(clf.posterior_draws_["w0"].shape[0]):
+        sub = type(clf).__new__(type(clf))
+        sub.__dict__.update(clf.__dict__)
+        sub.posterior_draws_ = {k: v[c : c + 1] for k, v in clf.posterior_draws_.items()}
+        sub.chain_weights_ = None
+        out.append(sub.predict_proba(X, groups=groups))
+    return np.stack(out)
 
 def data_of(which):
     if which == "offsets":  # the defaults suite's offsets set
@@ -48,13 +56,10 @@ def main():
         C = clf.posterior_draws_["w0"].shape[0]
         ll = np.asarray(clf.idata_.log_likelihood["y_obs"]).reshape(C, -1, len(ytr))
         per = []
-        _, k_all = chain_loo(ll)
+        lpd_all, k_all = chain_loo(ll)  # per chain
         ok = (k_all < 0.7).all(axis=0)
-        for c in range(C):
-            sub = type(clf).__new__(type(clf)); sub.__dict__.update(clf.__dict__)
-            sub.posterior_draws_ = {k: v[c:c+1] for k, v in clf.posterior_draws_.items()}; sub.chain_weights_ = None
-            Pc = sub.predict_proba(Xte, groups=gte)
-            lpd, k = psis_lpd(ll[c])
+        for c, Pc in enumerate(chain_probabilities(clf, Xte, gte)):
+            lpd, k = lpd_all[c], k_all[c]
             per.append(dict(ll=round(log_loss(yte, Pc, labels=clf.classes_), 4), acc=round(accuracy_score(yte, clf.classes_[Pc.argmax(1)]), 4),
                             elpd=round(float(lpd.sum()), 1), kmax=round(float(k.max()), 2),
                             p_loo=round(float(np.log(np.exp(ll[c]).mean(0)).sum() - lpd.sum()), 1),

@@ -48,26 +48,39 @@ def arithmetic(spec: NetworkSpec) -> tuple[int, int]:
     return flops, tanh
 
 
+def per_call(fn, x, n: int = 2000, repeats: int = 7) -> float:
+    """Median seconds of one ``fn(x)`` over ``repeats`` timings of ``n``
+    calls, after one call that loads / compiles."""
+    fn(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn(x)
+        times.append((time.perf_counter() - start) / n)
+    return float(np.median(times))
+
+
+def with_sd_start(problem, sd: float):
+    """``problem`` with every group sd's initial point at ``sd`` (times the
+    usual ``exp(U(-1, 1))`` jitter) instead of PyMC's support point."""
+    import dataclasses
+
+    offsets = {k: float(np.log(sd)) for k in problem.init_offsets}
+    return dataclasses.replace(problem, init_offsets=offsets)
+
+
 def main():
     X, _, y, _, g, _ = make_rotated_moons(random_state=31, split=True)
     rng = np.random.default_rng(0)
     for use_bias in (True, False):
         spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=use_bias)
         problem = HierarchicalModel(spec, 18).build_kernel(X, y, g)
-        x = rng.normal(scale=0.3, size=problem.n_dim)
-        problem.evaluate(x)  # load / compile
-        times = []
-        for _ in range(7):
-            n = 2000
-            start = time.perf_counter()
-            for _ in range(n):
-                problem.evaluate(x)
-            times.append((time.perf_counter() - start) / n)
-        per_call = float(np.median(times))
+        call = per_call(problem.evaluate, rng.normal(scale=0.3, size=problem.n_dim))
         flops, tanh = arithmetic(spec)
         floor = flops / FLOPS_PER_NS + tanh * NS_PER_EXP
-        per_row = per_call * 1e9 / len(y)
-        print(f"use_bias={use_bias}: {per_call * 1e6:.1f} us per call (median of 7 x 2000), "
+        per_row = call * 1e9 / len(y)
+        print(f"use_bias={use_bias}: {call * 1e6:.1f} us per call (median of 7 x 2000), "
               f"{per_row:.1f} ns per row; {flops} FLOPs + {tanh} tanh per row, floor "
               f"{floor:.1f} ns per row ({per_row / floor:.1f}x the floor, "
               f"{flops / per_row:.2f} FLOP/ns achieved)", flush=True)
@@ -82,8 +95,6 @@ def steps(seeds=(0,), sd_start=None, adaptation="diag"):
     ``exp(U(-1, 1))`` jitter) instead of PyMC's support point of
     ``HalfNormal(1)``.  ``adaptation``: nutpie's mass-matrix adaptation
     (``"diag"``, its default and skhbnn's, ``"draw_diag"`` or ``"low_rank"``)."""
-    import dataclasses
-
     import nutpie
 
     from skhbnn.kernels.nutpie import compiled_model
@@ -92,15 +103,11 @@ def steps(seeds=(0,), sd_start=None, adaptation="diag"):
     spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=True)
     problem = HierarchicalModel(spec, 18).build_kernel(X, y, g)
     if sd_start is not None:
-        offsets = {k: float(np.log(sd_start)) for k in problem.init_offsets}
-        problem = dataclasses.replace(problem, init_offsets=offsets)
+        problem = with_sd_start(problem, sd_start)
     model = compiled_model(problem)
-    x = np.random.default_rng(0).normal(scale=0.3, size=problem.n_dim)
-    problem.evaluate(x)
-    start = time.perf_counter()
-    for _ in range(2000):
-        problem.evaluate(x)
-    per_call = (time.perf_counter() - start) / 2000  # one gradient, measured here
+    # one gradient, measured here (one timing of 2000 calls, as before)
+    call = per_call(problem.evaluate, np.random.default_rng(0).normal(scale=0.3, size=problem.n_dim),
+                    repeats=1)
     for seed in seeds:
         start = time.perf_counter()
         idata = nutpie.sample(model, draws=500, tune=500, chains=4, cores=2, seed=seed,
@@ -115,7 +122,7 @@ def steps(seeds=(0,), sd_start=None, adaptation="diag"):
               f"{tune[:, :100].sum()}), sampling {draw.sum()}; mean steps per warm-up "
               f"iteration {tune.mean():.1f}, per draw {draw.mean():.1f}; max per warm-up "
               f"iteration {tune.max()}; sampling wall {wall:.1f} s on 2 cores (the gradients "
-              f"alone at {per_call * 1e6:.0f} us: {total * per_call / 2:.1f} s on two)",
+              f"alone at {call * 1e6:.0f} us: {total * call / 2:.1f} s on two)",
               flush=True)
 
 

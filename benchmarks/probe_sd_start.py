@@ -13,7 +13,6 @@ and log loss, whether it warned, the chains' modes.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 import warnings
@@ -25,14 +24,14 @@ from skhbnn import HierarchicalBayesianMLPClassifier
 from skhbnn.datasets import make_rotated_moons
 from skhbnn.models import HierarchicalModel
 
+from .probe_gradient_cost import with_sd_start
+
 
 def moved_start(sd: float):
     original = HierarchicalModel.build_kernel
 
     def build_kernel(self, *args, **kwargs):
-        problem = original(self, *args, **kwargs)
-        offsets = {k: float(np.log(sd)) for k in problem.init_offsets}
-        return dataclasses.replace(problem, init_offsets=offsets)
+        return with_sd_start(original(self, *args, **kwargs), sd)
 
     HierarchicalModel.build_kernel = build_kernel
 

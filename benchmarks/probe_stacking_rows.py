@@ -23,20 +23,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
 from skhbnn import HierarchicalBayesianMLPClassifier
-from skhbnn.stacking import chain_loo, stacking_weights
+from skhbnn.stacking import chain_loo, mode_stacking, stacking_weights
 
-from .probe_chains import data_of
-
-
-def chain_probabilities(clf, X, groups):
-    out = []
-    for c in range(clf.posterior_draws_["w0"].shape[0]):
-        sub = type(clf).__new__(type(clf))
-        sub.__dict__.update(clf.__dict__)
-        sub.posterior_draws_ = {k: v[c : c + 1] for k, v in clf.posterior_draws_.items()}
-        sub.chain_weights_ = None
-        out.append(sub.predict_proba(X, groups=groups))
-    return np.stack(out)
+from .probe_chains import chain_probabilities, data_of
 
 
 def main():
@@ -55,10 +44,10 @@ def main():
         pooled = [ll[modes == m].reshape(1, -1, ll.shape[2]) for m in range(n_modes)]
         lpd, khat = (np.concatenate(a) for a in zip(*(chain_loo(p) for p in pooled)))
         ok = (khat < 0.7).all(axis=0)
-        weights = {"equal": np.full(n_chains, 1.0 / n_chains)}
-        for name, rows in (("stacking", slice(None)), ("reliable", ok)):
-            mode_w = stacking_weights(lpd[:, rows]) if n_modes > 1 else np.ones(1)
-            weights[name] = mode_w[modes] / np.bincount(modes)[modes]
+        mode_w = stacking_weights(lpd[:, ok]) if n_modes > 1 else np.ones(1)
+        weights = {"equal": np.full(n_chains, 1.0 / n_chains),
+                   "stacking": mode_stacking(ll, modes)[0],  # the package's own
+                   "reliable": mode_w[modes] / np.bincount(modes)[modes]}
         res = {}
         for name, w in weights.items():
             mix = np.tensordot(w, P, axes=1)
