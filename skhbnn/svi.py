@@ -47,7 +47,8 @@ _N_DECAYS = 3  # learning-rate drops; the fit stops at the next plateau
 _BATCH_ROWS = 4096  # rows per step, in whole groups
 _MIN_STEPS_PER_EPOCH = 20  # a small data set: several steps per "epoch"
 _WINDOW = 10  # epochs per window of the plateau rule
-_INIT_SD = 0.1  # the approximation's first sd, global and per group
+_INIT_SD = 0.1  # the approximation's first sd, global coordinates
+_LOCAL_INIT_SD = 0.1  # the approximation's first sd, per-group coordinates
 _BETAS = (0.9, 0.999)
 _LOG_SD_RANGE = (-12.0, 5.0)  # the log sds' clip, as in skhbnn.kernels.svi_step
 
@@ -181,7 +182,7 @@ def fit_one(problem, seed: int, *, max_epochs: int, tol: float, n_rows: int,
     fit = Fit(
         mean=x0[glob].copy(), tri=tri,
         local_mean=np.nan_to_num(x0[local], nan=0.0) if G else np.zeros((0, 0)),
-        local_log_sd=np.full(local.shape, math.log(_INIT_SD)),
+        local_log_sd=np.full(local.shape, math.log(_LOCAL_INIT_SD)),
     )
     if G:
         B = int(np.clip(round(_BATCH_ROWS * G / max(n_rows, 1)), 1, G))
