@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
 from skhbnn import svi, variational
 
+from ._common import timed
 from .bench_scale import SUBSET, _metrics, grouped_data
 
 _CONSTANTS = {
@@ -59,16 +59,16 @@ def run_variant(variant: str, data) -> dict:
         module, attr, cast = _CONSTANTS[name]
         saved.append((module, attr, getattr(module, attr)))
         setattr(module, attr, cast(value))
+    timing: dict = {}
     try:
-        t = time.perf_counter()
-        est = HierarchicalBayesianMLPClassifier(**params).fit(X, y, groups=g)
-        seconds = time.perf_counter() - t
+        with timed(timing, "fit"):
+            est = HierarchicalBayesianMLPClassifier(**params).fit(X, y, groups=g)
     finally:
         for module, attr, value in saved:
             setattr(module, attr, value)
     d, post = est.diagnostics_, est.posterior_draws_
     out = {
-        **_metrics(y_te, est.predict_proba(X_te, groups=g_te)), "fit": seconds,
+        **_metrics(y_te, est.predict_proba(X_te, groups=g_te)), "fit": timing["fit"],
         "sds": {k: round(float(np.mean(v)), 3) for k, v in post.items() if k.startswith("sd")},
         # the spread of the group means within a chain / restart, averaged over coordinates
         "mu_sd": round(float(np.mean([np.mean(np.std(v, axis=1)) for k, v in post.items()

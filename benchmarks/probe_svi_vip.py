@@ -33,10 +33,12 @@ import numpy as np
 from skhbnn import svi
 from skhbnn.kernels.svi_step import offdiag_lr_factor
 
+from ._common import timed
 from .bench_scale import SUBSET, _metrics, grouped_data
 
 _fit_one, _draw, _log_q = svi.fit_one, svi.draw, svi.log_q
 LAMS: list = []  # each restart's mean lam, as fitted
+SETTING = ["learn"]  # the lam being fitted: a number or "learn" (set by main)
 
 
 @dataclass
@@ -48,10 +50,6 @@ class VipFit(svi.Fit):
     @property
     def lam(self):
         return 1.0 / (1.0 + np.exp(-self.a))
-
-
-def _lam_setting():
-    return os.environ.get("PROBE_LAMBDA", "learn")
 
 
 def vip_fit_one(problem, seed, *, max_epochs, tol, n_rows, x0=None, layout=None):
@@ -67,7 +65,7 @@ def vip_fit_one(problem, seed, *, max_epochs, tol, n_rows, x0=None, layout=None)
     n_g, P = glob.size, local.shape[1]
     tril = np.tril_indices(n_g)
     on_diag = tril[0] == tril[1]
-    setting = _lam_setting()
+    setting = SETTING[0]
     learn = setting == "learn"
     a0 = 0.0 if learn else math.log(max(float(setting), 1e-9) / max(1 - float(setting), 1e-9))
     tri = np.zeros(tril[0].size)
@@ -78,11 +76,10 @@ def vip_fit_one(problem, seed, *, max_epochs, tol, n_rows, x0=None, layout=None)
     u0 = fit.mean[:n_sd][player]
     fit.local_mean[:] = np.nan_to_num(x0[local], nan=0.0) * np.exp(fit.lam * u0)
     params = [fit.mean, fit.tri, fit.local_mean, fit.local_log_sd, fit.a]
-    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    opts = [svi._Adam(p.shape) for p in params]
     rates = [1.0, np.where(on_diag, 1.0, offdiag_lr_factor(n_g)), 1.0, 1.0, 1.0 if learn else 0.0]
-    b1, b2 = svi._BETAS
     x = np.empty(problem.n_dim)
-    lr, decays, best, t = svi._LR, 0, -np.inf, 0
+    schedule = svi.Schedule(tol, n_rows)
     const = (n_g + G * P) * (0.5 + svi._HALF_LOG_2PI)
     for _ in range(max_epochs):
         elbos = []
@@ -114,26 +111,15 @@ def vip_fit_one(problem, seed, *, max_epochs, tol, n_rows, x0=None, layout=None)
             g_tri = np.outer(g_glob, eps_g)[tril]
             g_tri[on_diag] = g_tri[on_diag] * np.diag(L) + 1.0
             grads = [g_glob, g_tri, g_t, g_t * eps_l * s_l + 1.0, g_lam * lam * (1 - lam)]
-            t += 1
-            for p, g, (m, v), r in zip(params, grads, moments, rates):
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
-                p += lr * r * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
+            for p, g, opt, r in zip(params, grads, opts, rates):
+                opt.step(p, g, schedule.lr * r)
             fit.tri[on_diag] = np.clip(fit.tri[on_diag], *svi._LOG_SD_RANGE)
             np.clip(fit.local_log_sd, *svi._LOG_SD_RANGE, out=fit.local_log_sd)
         fit.n_steps += int(np.sum(np.isfinite(elbos)))
         fit.elbo.append(float(np.nanmean(elbos)) if np.isfinite(elbos).any() else np.nan)
-        if len(fit.elbo) >= 2 * svi._WINDOW and len(fit.elbo) % svi._WINDOW == 0:
-            now = float(np.nanmean(fit.elbo[-svi._WINDOW:]))
-            if not now - best >= tol * n_rows:
-                decays += 1
-                lr *= svi._DECAY
-                if decays > svi._N_DECAYS:
-                    fit.converged = True
-                    break
-            best = max(best, now)
+        if schedule.stops(fit.elbo):
+            fit.converged = True
+            break
     fit.seconds = time.perf_counter() - start
     LAMS.append(float(np.mean(fit.lam)))
     return fit
@@ -182,18 +168,18 @@ def main(settings) -> None:
     keep, keep_te = g < n, g_te < n
     svi.fit_one, svi.draw, svi.log_q = vip_fit_one, vip_draw, vip_log_q
     for setting in settings or ["learn"]:
-        os.environ["PROBE_LAMBDA"] = setting
+        SETTING[0] = setting
         LAMS.clear()
-        t = time.perf_counter()
-        est = HierarchicalBayesianMLPClassifier(inference="svi", random_state=0,
-                                                progressbar=False)
-        est.fit(X[keep], y[keep], groups=g[keep])
-        seconds = time.perf_counter() - t
+        timing: dict = {}
+        with timed(timing, "fit"):
+            est = HierarchicalBayesianMLPClassifier(inference="svi", random_state=0,
+                                                    progressbar=False)
+            est.fit(X[keep], y[keep], groups=g[keep])
         r = _metrics(y_te[keep_te], est.predict_proba(X_te[keep_te], groups=g_te[keep_te]))
         sds = {k: round(float(np.mean(v)), 3) for k, v in est.posterior_draws_.items()
                if k.startswith("sd")}
         print(f"lam={setting:<8} {100 * r['accuracy']:.2f}% / {r['log_loss']:.4f}  "
-              f"fit {seconds:.0f} s  sds {sds}  "
+              f"fit {timing['fit']:.0f} s  sds {sds}  "
               f"ELBO {np.round(est.diagnostics_['final_elbo'], 0).tolist()}  "
               f"k-hat {est.diagnostics_['max_pareto_k']:.1f}  "
               f"mean lam {np.round(LAMS, 2).tolist()}", flush=True)

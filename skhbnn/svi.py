@@ -196,7 +196,7 @@ def fit_one(problem, seed: int, *, max_epochs: int, tol: float, n_rows: int,
     else:
         n_batches, opt = 1, _Adam(n_g + tri.size)
     steps = max(n_batches, _MIN_STEPS_PER_EPOCH)
-    lr, decays, best = _LR, 0, -np.inf
+    schedule = Schedule(tol, n_rows)
     for _ in range(max_epochs):
         if G:
             batches = _batches(rng, G, n_batches, steps)
@@ -206,24 +206,42 @@ def fit_one(problem, seed: int, *, max_epochs: int, tol: float, n_rows: int,
             hierarchical_steps(
                 XT, y, w, starts, lay, act, player, floats, layout.n_sd, n_noise,
                 layout.group_noise, fit.mean, fit.tri, fit.local_mean, fit.local_log_sd,
-                state_g, state_l, t_l, batches, eps_g, eps_l, lr, _BETAS[0], _BETAS[1],
+                state_g, state_l, t_l, batches, eps_g, eps_l, schedule.lr, _BETAS[0], _BETAS[1],
                 totals, elbo,
             )
         else:
-            elbo = np.asarray(_flat_steps(problem, fit, opt, steps, rng, lr))
+            elbo = np.asarray(_flat_steps(problem, fit, opt, steps, rng, schedule.lr))
         fit.n_steps += int(np.sum(np.isfinite(elbo)))
         fit.elbo.append(float(np.nanmean(elbo)) if np.isfinite(elbo).any() else np.nan)
-        if len(fit.elbo) >= 2 * _WINDOW and len(fit.elbo) % _WINDOW == 0:
-            now = float(np.nanmean(fit.elbo[-_WINDOW:]))
-            if not now - best >= tol * n_rows:  # a plateau (or no finite ELBO)
-                decays += 1
-                lr *= _DECAY
-                if decays > _N_DECAYS:
-                    fit.converged = True
-                    break
-            best = max(best, now)
+        if schedule.stops(fit.elbo):
+            fit.converged = True
+            break
     fit.seconds = time.perf_counter() - start
     return fit
+
+
+class Schedule:
+    """The learning rate and the plateau rule: every ``_WINDOW`` epochs (from
+    the second window) the window's mean ELBO is compared with the best
+    window so far; below it plus ``tol`` nats per training row (or with no
+    finite ELBO) the rate drops by ``_DECAY``, and at the plateau after
+    ``_N_DECAYS`` drops the fit stops."""
+
+    def __init__(self, tol: float, n_rows: int):
+        self.lr, self.decays, self.best, self.margin = _LR, 0, -np.inf, tol * n_rows
+
+    def stops(self, elbo: list) -> bool:
+        """Update after an epoch (``elbo``: each epoch's ELBO so far); True: stop."""
+        if len(elbo) < 2 * _WINDOW or len(elbo) % _WINDOW:
+            return False
+        now = float(np.nanmean(elbo[-_WINDOW:]))
+        if not now - self.best >= self.margin:  # a plateau (or no finite ELBO)
+            self.decays += 1
+            self.lr *= _DECAY
+            if self.decays > _N_DECAYS:
+                return True
+        self.best = max(self.best, now)
+        return False
 
 
 def fit_restart(definition, data, seed: int, x0, *, max_epochs: int, tol: float) -> Fit:
