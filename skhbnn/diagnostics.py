@@ -26,12 +26,18 @@ from sklearn.exceptions import ConvergenceWarning
 
 RHAT_THRESHOLD = 1.05
 MIN_DRAWS_FOR_RHAT = 50
+# A variational fit's draws are independent: R-hat across its restarts (which
+# decides the modes stacking weighs) needs no autocorrelation estimated, so
+# 20 per restart do; an SVI fit stores at least that many where the memory
+# cap binds (skhbnn.variational._MIN_DRAWS_PER_RESTART).
+MIN_INDEPENDENT_DRAWS = 20
 MIN_ESS = 100
 # Independent draws (a variational fit's): their Monte Carlo error is known,
 # sd / sqrt(ESS), with no autocorrelation or R-hat to estimate, and 50 of them
-# put it at 14% of the posterior sd.  That is also the fewest draws an SVI fit
-# stores per restart (skhbnn.variational._MIN_DRAWS), so the memory cap on
-# stored draws alone never warns; ``draws`` below 50 does.
+# put it at 14% of the posterior sd.  Where the memory cap on stored draws
+# binds, an SVI fit keeps at least 200 over its restarts
+# (skhbnn.variational._MIN_DRAWS: 25 each of 8), so the cap warns only when
+# stacking puts most of the weight on one restart; ``draws`` below 50 warns.
 MIN_INDEPENDENT_ESS = 50
 MAX_DIVERGENCE_RATE = 0.01
 # Invariants of the model's structure rather than of its predictions: reported
@@ -187,6 +193,7 @@ def invariant_diagnostics(
     modes=None,
     chain_loo: dict | None = None,
     combination: str | None = None,
+    min_draws: int = MIN_DRAWS_FOR_RHAT,
 ) -> dict:
     """Mixing within modes and the mode structure between them, on
     symmetry-invariant quantities.
@@ -211,6 +218,9 @@ def invariant_diagnostics(
         ``"population"`` for chains averaged by design across modes (under a
         population prior); ``None``: ``"stacking"`` with ``modes``, else
         ``"equal"``.
+    min_draws : int, default=50
+        Draws per chain below which no R-hat or ESS is computed
+        (:func:`min_draws`: 20 for a variational fit's restarts).
 
     Returns
     -------
@@ -246,7 +256,7 @@ def invariant_diagnostics(
         n_div = int(counts.sum())
         counted = int(counts[used].sum()) if counts.ndim else n_div
         rate = counted / (int(used.sum()) * n_draws)
-    columns = informative_columns(invariants) if n_draws >= MIN_DRAWS_FOR_RHAT else {}
+    columns = informative_columns(invariants) if n_draws >= min_draws else {}
     rhat = _per_quantity(columns, lambda c: np.nanmax(rhat_rank(c))) if n_chains > 1 else {}
     # chains combined by design across modes: the ESS of their mixture
     combined = stacked or (combination == "population" and modes is not None)
@@ -291,7 +301,8 @@ def reliability_problems(diag: dict) -> list[str]:
     probabilities or means of fitted groups, the population predictive of
     new groups, a regression's noise sd), not on the :data:`STRUCTURAL` ones.
 
-    * too few draws to check anything (fewer than 50 per chain);
+    * too few draws to check anything (fewer than 50 per chain; 20 per
+      restart of a variational fit, :func:`min_draws`);
     * chains not mixed within their mode: split R-hat above 1.05 among the
       chains of a mode prediction uses (a mode of one chain: its halves);
     * too few effective draws of the combined predictive: bulk ESS below
@@ -306,10 +317,11 @@ def reliability_problems(diag: dict) -> list[str]:
     """
     problems = []
     n_draws = diag.get("n_draws")
-    if n_draws is not None and n_draws < MIN_DRAWS_FOR_RHAT:
+    needed = min_draws(diag.get("inference", "nuts"))
+    if n_draws is not None and n_draws < needed:
         problems.append(
             f"{n_draws} draws per chain are too few to check convergence "
-            f"(use draws >= {MIN_DRAWS_FOR_RHAT}, better the default)"
+            f"(use draws >= {needed}, better the default)"
         )
     within = diag.get("within_mode_rhat", float("nan"))
     if within > RHAT_THRESHOLD:
@@ -350,6 +362,12 @@ def reliability_problems(diag: dict) -> list[str]:
             "combine_chains='stacking', or more tune and draws, or more chains)"
         )
     return problems
+
+
+def min_draws(inference: str) -> int:
+    """Draws per chain below which nothing is checked: 50 of a Markov chain,
+    :data:`MIN_INDEPENDENT_DRAWS` independent ones of an SVI restart."""
+    return MIN_INDEPENDENT_DRAWS if inference == "svi" else MIN_DRAWS_FOR_RHAT
 
 
 def warn_if_unreliable(diag: dict, estimator_name: str) -> None:

@@ -80,12 +80,13 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
     tune : int, default=500
         NUTS tuning (warm-up) steps per chain ("svi": its warm starts' NUTS
         runs up to 200 of them).
-    chains : int, default=4
+    chains : int or "auto", default="auto"
         Number of NUTS chains (for "svi": restarts), run in parallel on up
-        to that many cores.
+        to that many cores.  "auto": 4 NUTS chains, 8 SVI restarts.
         Four short chains find more of the posterior's modes than two long
-        ones, at the same cost, and stacking combines them
-        (``docs/inference.md``, "Defaults").
+        ones, at the same cost, and stacking combines them; an SVI restart
+        covers less of the posterior than a chain and costs less, so more of
+        them are stacked (``docs/inference.md``, "Defaults").
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1); raise it if there are
         divergences.
@@ -178,7 +179,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         sampler="auto",
         draws=500,
         tune=500,
-        chains=4,
+        chains="auto",
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,

@@ -117,7 +117,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         sampler="auto",
         draws=500,
         tune=500,
-        chains=4,
+        chains="auto",
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,

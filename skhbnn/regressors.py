@@ -149,8 +149,9 @@ class BayesianMLPRegressor(_BaseRegressor):
     tune : int, default=500
         NUTS tuning (warm-up) steps per chain ("svi": its warm starts' NUTS
         runs up to 200 of them).
-    chains : int, default=4
-        Number of NUTS chains (for "svi": restarts).
+    chains : int or "auto", default="auto"
+        Number of NUTS chains (for "svi": restarts); "auto": 4 NUTS chains,
+        8 SVI restarts.
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1).
     advi_iterations : int, default=30000
@@ -226,7 +227,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         sampler="auto",
         draws=500,
         tune=500,
-        chains=4,
+        chains="auto",
         target_accept=0.9,
         advi_iterations=30000,
         random_state=None,

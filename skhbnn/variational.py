@@ -17,7 +17,7 @@ A fit runs in three steps, every one on the kernels NUTS samples with:
    chain stacking and persistence treat them as NUTS chains.  Only the
    variables prediction reads are stored (not the non-centred offsets), and
    at most as many draws as fit in ``_DRAW_BYTES`` (at least
-   ``_MIN_DRAWS``).
+   ``_MIN_DRAWS`` over all restarts, and ``_MIN_DRAWS_PER_RESTART`` each).
 
 Reliability (Yao, Vehtari, Simpson & Gelman 2018, "Yes, but did it work?"):
 the Pareto k-hat of the importance ratios ``p(theta, y) / q(theta)`` over
@@ -41,7 +41,8 @@ _WARM_TUNE = 200
 _MAX_EPOCHS = 5000
 _TOL = 0.0  # a window whose mean ELBO is not above the best one is a plateau
 _DRAW_BYTES = 1 << 30
-_MIN_DRAWS = 50
+_MIN_DRAWS = 200  # over all restarts: 50 each of 4, 25 each of 8
+_MIN_DRAWS_PER_RESTART = 20
 _K_DRAWS = 100
 
 
@@ -109,10 +110,12 @@ def warm_starts(definition, data, layout, seeds, tune: int, progressbar: bool):
 
 def n_stored_draws(draws: int, chains: int, shapes: dict) -> int:
     """Draws kept per restart: ``draws``, or as many as fit in
-    ``_DRAW_BYTES`` of float32 prediction variables over all restarts (at
-    least ``_MIN_DRAWS``)."""
+    ``_DRAW_BYTES`` of float32 prediction variables over all restarts, but
+    at least ``_MIN_DRAWS`` over all restarts and ``_MIN_DRAWS_PER_RESTART``
+    each (so the floor's memory does not grow with the restarts)."""
     per_draw = 4 * chains * sum(int(np.prod(s)) for s in shapes.values())
-    return int(max(1, min(draws, max(_MIN_DRAWS, _DRAW_BYTES // max(per_draw, 1)))))
+    floor = max(_MIN_DRAWS_PER_RESTART, math.ceil(_MIN_DRAWS / chains))
+    return int(max(1, min(draws, max(floor, _DRAW_BYTES // max(per_draw, 1)))))
 
 
 def pareto_k(problem, fit, rng, n_draws: int = _K_DRAWS, layout=None) -> float:

@@ -53,14 +53,16 @@ def offdiag_lr_factor(n):
 def hierarchical_steps(
     XT, y, w, starts, layout, act, player, floats, n_sd, n_noise, group_noise,
     mean, tri, local_mean, local_log_sd, state_g, state_l, t_l,
-    batches, eps_g, eps_l, lr, b1, b2, totals, elbo,
+    batches, eps_g, eps_l, lr, lr_local, b1, b2, totals, elbo,
 ):
     """Run ``batches.shape[0]`` steps; step ``s`` uses the groups
     ``batches[s]`` (sorted, ``-1`` padding) and the draws ``eps_g[s]``,
     ``eps_l[s]``.  Updates the variational parameters and Adam's state in
     place; ``state_g`` is ``(3, n_params)`` (first moments, second moments,
     step count in ``[2, 0]``), ``state_l`` ``(4, G, n_local)`` (moments of
-    the means, then of the log sds) and ``t_l`` each group's step count.
+    the means, then of the log sds) and ``t_l`` each group's step count;
+    ``lr`` is the global parameters' learning rate, ``lr_local`` the
+    per-group ones'.
     ``totals[0]`` is the sum of ``local_log_sd`` (kept up to date here);
     ``elbo[s]`` the step's ELBO estimate (NaN: a failed point, no step).
     """
@@ -194,11 +196,12 @@ def hierarchical_steps(
                 sd = math.exp(local_log_sd[g, q])
                 g_log_sd = gq * eps_l[s, j, q] * sd + 1.0
                 local_mean[g, q], state_l[0, g, q], state_l[1, g, q] = _adam(
-                    local_mean[g, q], gq, state_l[0, g, q], state_l[1, g, q], tg, lr, b1, b2
+                    local_mean[g, q], gq, state_l[0, g, q], state_l[1, g, q], tg, lr_local, b1,
+                    b2,
                 )
                 new, state_l[2, g, q], state_l[3, g, q] = _adam(
                     local_log_sd[g, q], g_log_sd, state_l[2, g, q], state_l[3, g, q], tg,
-                    lr, b1, b2,
+                    lr_local, b1, b2,
                 )
                 new = min(max(new, _LOG_SD_RANGE[0]), _LOG_SD_RANGE[1])
                 totals[0] += new - local_log_sd[g, q]
