@@ -74,9 +74,10 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         with PyMC's own NUTS; "auto" is "nutpie" when nutpie is installed,
         else "pymc".
     draws : int, default=500
-        Posterior draws per chain (for "svi": per restart, at most as many as
-        fit in 1 GiB of float32 weights, at least 50; for "advi": draws from
-        the approximation).
+        Posterior draws per chain (for "svi": per restart, shared out when
+        there are more than 4 restarts, 250 each of 8; at most as many as fit
+        in 1 GiB of float32 weights, at least 200 over all restarts and 20
+        each; for "advi": draws from the approximation).
     tune : int, default=500
         NUTS tuning (warm-up) steps per chain ("svi": its warm starts' NUTS
         runs up to 200 of them).

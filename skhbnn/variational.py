@@ -17,7 +17,8 @@ A fit runs in three steps, every one on the kernels NUTS samples with:
    chain stacking and persistence treat them as NUTS chains.  Only the
    variables prediction reads are stored (not the non-centred offsets), and
    at most as many draws as fit in ``_DRAW_BYTES`` (at least
-   ``_MIN_DRAWS`` over all restarts, and ``_MIN_DRAWS_PER_RESTART`` each).
+   ``_MIN_DRAWS`` over all restarts, and ``_MIN_DRAWS_PER_RESTART`` each),
+   and ``draws`` per restart only up to ``_DRAWS_RESTARTS`` restarts.
 
 Reliability (Yao, Vehtari, Simpson & Gelman 2018, "Yes, but did it work?"):
 the Pareto k-hat of the importance ratios ``p(theta, y) / q(theta)`` over
@@ -43,6 +44,11 @@ _TOL = 0.0  # a window whose mean ELBO is not above the best one is a plateau
 _DRAW_BYTES = 1 << 30
 _MIN_DRAWS = 200  # over all restarts: 50 each of 4, 25 each of 8
 _MIN_DRAWS_PER_RESTART = 20
+# ``draws`` is per restart up to this many restarts, and then shared: more
+# restarts keep ``draws * _DRAWS_RESTARTS`` in all.  Independent draws, even all
+# of one restart, are plenty at that count (250 each of 8 at the default 500),
+# and stacking and the diagnostics cost in proportion to the draws stored.
+_DRAWS_RESTARTS = 4
 _K_DRAWS = 100
 
 
@@ -109,10 +115,12 @@ def warm_starts(definition, data, layout, seeds, tune: int, progressbar: bool):
 
 
 def n_stored_draws(draws: int, chains: int, shapes: dict) -> int:
-    """Draws kept per restart: ``draws``, or as many as fit in
-    ``_DRAW_BYTES`` of float32 prediction variables over all restarts, but
-    at least ``_MIN_DRAWS`` over all restarts and ``_MIN_DRAWS_PER_RESTART``
-    each (so the floor's memory does not grow with the restarts)."""
+    """Draws kept per restart: ``draws`` (shared out over more than
+    ``_DRAWS_RESTARTS`` restarts), or as many as fit in ``_DRAW_BYTES`` of
+    float32 prediction variables over all restarts, but at least
+    ``_MIN_DRAWS`` over all restarts and ``_MIN_DRAWS_PER_RESTART`` each (so
+    the floor's memory does not grow with the restarts)."""
+    draws = min(draws, math.ceil(draws * _DRAWS_RESTARTS / chains))
     per_draw = 4 * chains * sum(int(np.prod(s)) for s in shapes.values())
     floor = max(_MIN_DRAWS_PER_RESTART, math.ceil(_MIN_DRAWS / chains))
     return int(max(1, min(draws, max(floor, _DRAW_BYTES // max(per_draw, 1)))))

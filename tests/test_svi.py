@@ -249,6 +249,9 @@ def test_the_draw_cap_alone_does_not_warn_but_too_few_draws_do():
     assert skhbnn.variational.n_stored_draws(1000, 4, {"w": (10**9,)}) == 50
     assert skhbnn.variational.n_stored_draws(1000, 40, {"w": (10**9,)}) == 20
     assert skhbnn.variational.n_stored_draws(80, 4, {"w": (10,)}) == 80
+    # beyond 4 restarts the draws are shared out: 500 per restart of 4 is 250 of 8
+    assert skhbnn.variational.n_stored_draws(500, 8, {"w": (10,)}) == 250
+    assert skhbnn.variational.n_stored_draws(500, 2, {"w": (10,)}) == 500
 
 
 
