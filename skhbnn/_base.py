@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from .diagnostics import (
     RHAT_THRESHOLD,
     invariant_diagnostics,
-    min_draws,
+    min_draws_per_chain,
     warn_if_unreliable,
 )
 from .stacking import chain_modes, draw_weights, mode_stacking
@@ -297,7 +297,7 @@ class BaseBayesianMLP(BaseEstimator):
             # modes as prediction sees them: chains that predict alike are one
             key = self._MODE_INVARIANT
             modes = chain_modes({key: invariants[key]}, RHAT_THRESHOLD,
-                                min_draws(self.inference_))
+                                min_draws_per_chain(self.inference_))
         if combination == "stacking" and modes is not None and modes.max() > 0:
             if values is None:
                 n_used = max(1, min(n_rows, _MAX_STACKING_ROWS,
@@ -331,7 +331,7 @@ class BaseBayesianMLP(BaseEstimator):
         self.diagnostics_ = invariant_diagnostics(
             invariants, n_divergent, getattr(self, "chain_weights_", None), modes, loo,
             combination="population" if combination == "population" else None,
-            min_draws=min_draws(self.inference_),
+            min_draws=min_draws_per_chain(self.inference_),
         )
         if self.inference_ == "svi":
             info = self.__dict__.pop("_variational")

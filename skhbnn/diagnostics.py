@@ -220,7 +220,7 @@ def invariant_diagnostics(
         ``"equal"``.
     min_draws : int, default=50
         Draws per chain below which no R-hat or ESS is computed
-        (:func:`min_draws`: 20 for a variational fit's restarts).
+        (:func:`min_draws_per_chain`: 20 for a variational fit's restarts).
 
     Returns
     -------
@@ -302,7 +302,7 @@ def reliability_problems(diag: dict) -> list[str]:
     new groups, a regression's noise sd), not on the :data:`STRUCTURAL` ones.
 
     * too few draws to check anything (fewer than 50 per chain; 20 per
-      restart of a variational fit, :func:`min_draws`);
+      restart of a variational fit, :func:`min_draws_per_chain`);
     * chains not mixed within their mode: split R-hat above 1.05 among the
       chains of a mode prediction uses (a mode of one chain: its halves);
     * too few effective draws of the combined predictive: bulk ESS below
@@ -317,7 +317,7 @@ def reliability_problems(diag: dict) -> list[str]:
     """
     problems = []
     n_draws = diag.get("n_draws")
-    needed = min_draws(diag.get("inference", "nuts"))
+    needed = min_draws_per_chain(diag.get("inference", "nuts"))
     if n_draws is not None and n_draws < needed:
         problems.append(
             f"{n_draws} draws per chain are too few to check convergence "
@@ -364,7 +364,7 @@ def reliability_problems(diag: dict) -> list[str]:
     return problems
 
 
-def min_draws(inference: str) -> int:
+def min_draws_per_chain(inference: str) -> int:
     """Draws per chain below which nothing is checked: 50 of a Markov chain,
     :data:`MIN_INDEPENDENT_DRAWS` independent ones of an SVI restart."""
     return MIN_INDEPENDENT_DRAWS if inference == "svi" else MIN_DRAWS_FOR_RHAT

@@ -254,23 +254,27 @@ def test_the_draw_cap_alone_does_not_warn_but_too_few_draws_do():
     assert skhbnn.variational.n_stored_draws(500, 2, {"w": (10,)}) == 500
 
 
-
 def test_restarts_at_the_draw_floor_are_checked_and_stacked():
     """25 independent draws per restart (the floor of 8 restarts) are enough
     to compare restarts (R-hat across them decides which modes stacking
     weighs); 10 are not, and 25 autocorrelated NUTS draws are not."""
-    from skhbnn.diagnostics import invariant_diagnostics, min_draws, reliability_problems
+    from skhbnn.diagnostics import (
+        invariant_diagnostics,
+        min_draws_per_chain,
+        reliability_problems,
+    )
     from skhbnn.stacking import chain_modes
 
-    assert min_draws("svi") <= skhbnn.variational._MIN_DRAWS_PER_RESTART
+    assert min_draws_per_chain("svi") <= skhbnn.variational._MIN_DRAWS_PER_RESTART
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 25, 3))
     x[4:] += 3.0  # two groups of restarts that predict differently
-    modes = chain_modes({"proba": x}, 1.05, min_draws("svi"))
+    modes = chain_modes({"proba": x}, 1.05, min_draws_per_chain("svi"))
     # the two places are told apart (restarts within one may be split by noise:
     # each restart is its own approximation, which stacking then weighs)
     assert not set(modes[:4]) & set(modes[4:])
-    diag = invariant_diagnostics({"proba": x}, None, modes=modes, min_draws=min_draws("svi"))
+    diag = invariant_diagnostics({"proba": x}, None, modes=modes,
+                                 min_draws=min_draws_per_chain("svi"))
     assert diag["max_rhat"] > 1.05
     too_few = [p for p in reliability_problems({**diag, "inference": "svi"}) if "too few" in p]
     assert too_few == []
