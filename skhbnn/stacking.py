@@ -32,45 +32,90 @@ from scipy.special import logsumexp, softmax
 MIN_WEIGHT = 1e-3
 
 
-def _arviz_psislw(log_lik: np.ndarray):
-    """ArviZ's PSIS of the LOO ratios ``1 / p(y_i | theta_s)``.  ArviZ 0.x's
-    ``az.psislw`` takes the log ratios (``-log_lik``); ArviZ 1.x's
-    ``array_stats.psislw`` takes the log-likelihood and negates it itself
-    (``arviz_stats/base/diagnostics.py``, ``_psislw``)."""
-    try:
-        from arviz_stats.base import array_stats
-    except ImportError:  # ArviZ 0.x
-        import arviz as az
+_PRIOR_K, _PRIOR_BS = 10, 3  # the prior on the Pareto shape, as in ArviZ 1.x
+_PSIS_BLOCK = 1024  # rows smoothed at once (memory: rows x grid x tail doubles)
 
-        return az.psislw(-log_lik, 1.0)
-    return array_stats.psislw(log_lik, r_eff=1.0, axis=-1)
+
+def _gpdfit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised Pareto fits of every row of ``x`` ``(n, M)`` (each row
+    sorted ascending, exceedances over the cutoff): the empirical-Bayes
+    estimate of Zhang & Stephens (2009) with the weakly informative prior on
+    the shape of Vehtari et al. (2024), as ``arviz_stats``' ``_gpdfit`` for
+    one row.  Returns ``(k, sigma)``; ``k`` NaN where the first quartile is
+    not above the minimum (no Pareto tail), ``inf`` where the fit fails."""
+    n_rows, n = x.shape
+    m_est = 30 + int(n**0.5)
+    xstar = x[:, int((n / 4 + 0.5) - 1)]
+    no_tail = ~(xstar > x[:, 0])
+    xstar = np.where(no_tail, 1.0, xstar)
+    grid = 1 - np.sqrt(m_est / (np.arange(1, m_est + 1, dtype=float) - 0.5))
+    b = grid[None, :] / (_PRIOR_BS * xstar[:, None]) + 1 / x[:, -1:]  # (rows, m_est)
+    k = np.mean(np.log1p(-b[:, :, None] * x[:, None, :]), axis=2)
+    len_scale = n * (np.log(-b / k) - k - 1)
+    w = np.exp(len_scale - logsumexp(len_scale, axis=1, keepdims=True))
+    w = np.where(w >= 10 * np.finfo(float).eps, w, 0.0)  # negligible weights out
+    b_post = np.sum(b * w, axis=1) / np.sum(w, axis=1)
+    kappa = np.mean(np.log1p(-b_post[:, None] * x), axis=1)
+    sigma = -kappa / b_post
+    kappa = (n * kappa + _PRIOR_K * 0.5) / (n + _PRIOR_K)
+    kappa = np.where(np.isnan(kappa), np.inf, kappa)
+    return np.where(no_tail, np.nan, kappa), np.where(no_tail, np.nan, sigma)
+
+
+def _psis_rows(log_ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS of every row of the log importance ratios ``(n, S)`` (``r_eff``
+    1): the largest ``M`` ratios (``3 sqrt(S)``, or ``S / 5`` for ``S <=
+    225``) replaced by the quantiles of a generalised Pareto fitted to them,
+    capped at the largest raw ratio (fewer than 5 in the tail: none, k-hat
+    ``inf``).  ArviZ 1.x's PSIS, vectorised over rows
+    (``arviz_stats`` smooths one row per Python call: 10 s of a 30 s SVI fit
+    of 500 groups).  Returns the normalised log weights and k-hat, ``inf``
+    (the raw weights kept) where the tail cannot be fitted: every tail ratio
+    equal, or no Pareto tail (ArviZ 1.x: NaN there)."""
+    n, S = log_ratios.shape
+    M = int(np.floor(3 * S**0.5)) if S > 225 else int(np.floor(S / 5))
+    a = log_ratios - log_ratios.max(axis=1, keepdims=True)
+    if M < 5:  # too few draws for a tail fit
+        return a - logsumexp(a, axis=1, keepdims=True), np.full(n, np.inf)
+    order = np.argsort(a, axis=1)
+    tail_ids, below = order[:, S - M:], order[:, S - M - 1 : S - M]
+    tail = np.take_along_axis(a, tail_ids, axis=1)
+    cutoff = np.take_along_axis(a, below, axis=1)
+    max_tail = tail.max(axis=1, keepdims=True)
+    flat = np.abs(max_tail - tail.min(axis=1, keepdims=True))[:, 0] < np.finfo(float).tiny
+    k, sigma = _gpdfit(np.exp(tail) - np.exp(cutoff))
+    p = np.arange(0.5, M) / M
+    kk, ss = k[:, None], sigma[:, None]
+    safe_k = np.where(kk == 0, 1.0, kk)
+    q = np.where(kk == 0, -ss * np.log1p(-p),
+                 ss * np.expm1(-safe_k * np.log1p(-p)) / safe_k)
+    smoothed = np.log(np.where(ss > 0, np.exp(cutoff) + q, np.nan))
+    smoothed = np.where(smoothed > max_tail, max_tail, smoothed)
+    smooth = np.isfinite(k) & ~flat
+    rows = np.flatnonzero(smooth)
+    a[rows[:, None], tail_ids[rows]] = smoothed[rows]
+    k = np.where(flat | np.isnan(k), np.inf, k)
+    return a - logsumexp(a, axis=1, keepdims=True), k
 
 
 def _psislw(log_lik: np.ndarray):
     """Pareto-smoothed LOO log weights of every row of ``log_lik`` ``(n, S)``
-    and their k-hat, from ArviZ (0.x: ``az.psislw``; 1.x: ``arviz_stats``).
+    and their k-hat (:func:`_psis_rows` on the ratios ``1 / p(y_i |
+    theta_s)``, in blocks of rows).
 
     A row whose log-likelihood is the same in every draw (a chain stuck at
-    one point) has uniform weights and k-hat 0; a row ArviZ cannot smooth
-    keeps its raw weights and k-hat ``inf`` (unreliable, and reported so).
+    one point) has uniform weights and k-hat 0; a row whose tail cannot be
+    smoothed keeps its raw weights and k-hat ``inf`` (unreliable, and
+    reported so).
     """
     n, _ = log_lik.shape
     lw = -log_lik - logsumexp(-log_lik, axis=-1, keepdims=True)
     khat = np.zeros(n)
-    varying = np.ptp(log_lik, axis=-1) > 1e-12
-    rows = np.flatnonzero(varying)
-    if rows.size == 0:
-        return lw, khat
-    try:
-        smoothed, k = _arviz_psislw(log_lik[rows])
-        lw[rows], khat[rows] = np.asarray(smoothed), np.asarray(k)
-    except ValueError:  # one row's tail could not be fitted: row by row
-        for i in rows:
-            try:
-                smoothed, k = _arviz_psislw(log_lik[i : i + 1])
-                lw[i], khat[i] = np.asarray(smoothed)[0], np.asarray(k).ravel()[0]
-            except ValueError:
-                khat[i] = np.inf
+    rows = np.flatnonzero(np.ptp(log_lik, axis=-1) > 1e-12)
+    with np.errstate(all="ignore"):  # failed fits are NaN / inf, as reported
+        for start in range(0, rows.size, _PSIS_BLOCK):
+            block = rows[start : start + _PSIS_BLOCK]
+            lw[block], khat[block] = _psis_rows(-log_lik[block])
     return lw, khat
 
 

@@ -71,6 +71,45 @@ def test_chain_loo_agrees_with_arviz_loo_per_chain():
     assert khat.shape == (2, 30)
 
 
+@pytest.mark.parametrize("n_draws", [100, 400])  # tail lengths ArviZ 0.x and 1.x share
+def test_vectorised_psis_equals_arviz_row_by_row(n_draws):
+    """skhbnn smooths all rows at once; ArviZ one row per call.  Same
+    weights and k-hat, on rows from nearly flat to heavy-tailed."""
+    import arviz as az
+
+    from skhbnn.stacking import _psislw
+
+    rng = np.random.default_rng(7)
+    ll = np.concatenate([rng.normal(-0.7, s, (20, n_draws)) for s in (0.01, 0.3, 1.0, 3.0)])
+    lw, khat = _psislw(ll)
+    for i, row in enumerate(ll):
+        try:  # ArviZ 1.x takes the log-likelihood, 0.x the log ratios
+            from arviz_stats.base import array_stats
+
+            ref_lw, ref_k = array_stats.psislw(row[None], r_eff=1.0, axis=-1)
+        except ImportError:
+            ref_lw, ref_k = az.psislw(-row[None], 1.0)
+        np.testing.assert_allclose(lw[i], np.ravel(ref_lw), atol=1e-10)
+        assert khat[i] == pytest.approx(float(np.ravel(ref_k)[0]), abs=1e-10)
+    assert khat.min() < 0.5 < 0.7 < khat.max()  # the rows span good to unusable
+
+
+def test_psis_reports_rows_it_cannot_smooth_as_inf():
+    from skhbnn.stacking import _psislw
+
+    rng = np.random.default_rng(8)
+    ll = rng.normal(-0.7, 0.3, (3, 100))
+    ll[1, :60], ll[1, 60:] = -1.0, -2.0  # the whole tail tied
+    ll[2] = rng.normal(0.0, 1e4, 100)  # ratios spread over thousands
+    lw, khat = _psislw(ll)
+    assert np.isfinite(khat[0]) and khat[1] == np.inf and khat[2] == np.inf
+    np.testing.assert_allclose(np.exp(lw).sum(axis=1), 1.0)
+    raw = -ll[1] - logsumexp(-ll[1])
+    np.testing.assert_allclose(lw[1], raw)  # unsmoothed: the raw weights
+    _, few = _psislw(ll[[0, 2], :20])  # 4 draws in the tail: no fit
+    assert (few == np.inf).all()
+
+
 def test_chain_loo_survives_a_stuck_chain():
     """A chain stuck at one point has the same log-likelihood in every draw:
     uniform weights, its lpd the value itself, k-hat 0, no error."""
