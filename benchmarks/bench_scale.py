@@ -137,10 +137,15 @@ def one(spec: dict) -> dict:
             out["chain_weights"] = d.get("chain_weights")
             out["stages"] = d.get("svi_stage_seconds")
             out["pareto_k"] = d.get("pareto_k")
+            out["within_mode_rhat"] = d.get("within_mode_rhat")
+            out["divergences"] = d.get("divergences")
+            out["min_ess"] = d.get("min_ess")
     out["fit"] = fit_end - start
     out["predict"] = time.perf_counter() - fit_end
-    out["warnings"] = sorted({type(w.message).__name__ for w in caught
-                              if "skhbnn" in str(w.filename) or "Convergence" in type(w.message).__name__})
+    ours = [w for w in caught
+            if "skhbnn" in str(w.filename) or "Convergence" in type(w.message).__name__]
+    out["warnings"] = sorted({type(w.message).__name__ for w in ours})
+    out["warning_messages"] = sorted({str(w.message)[:400] for w in ours})
     out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     out["all"] = _metrics(y_te, proba)
     sub = g_te < subset
@@ -171,6 +176,8 @@ def _show(label: str, res: dict, subset_label: str) -> None:
         f"{subset_label} {percent(s['accuracy'])} / {s['log_loss']:.4f}",
         f"k-hat <= {max(res['pareto_k']):.1f}" if res.get("pareto_k") else "",
         ("warns " + ",".join(res["warnings"])) if res["warnings"] else "")
+    for message in res.get("warning_messages", []):
+        print(f"    {message}")
 
 
 def _grouped_part(groups: int, classes: int, seeds, with_advi: bool, with_nuts: bool) -> dict:
