@@ -68,7 +68,7 @@ def _psis_rows(log_ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     225``) replaced by the quantiles of a generalised Pareto fitted to them,
     capped at the largest raw ratio (fewer than 5 in the tail: none, k-hat
     ``inf``).  ArviZ 1.x's PSIS, vectorised over rows
-    (``arviz_stats`` smooths one row per Python call: 10 s of a 30 s SVI fit
+    (``arviz_stats`` smooths one row per Python call: 10 s of a 50 s SVI fit
     of 500 groups).  Returns the normalised log weights and k-hat, ``inf``
     (the raw weights kept) where the tail cannot be fitted: every tail ratio
     equal, or no Pareto tail (ArviZ 1.x: NaN there)."""
