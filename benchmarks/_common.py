@@ -97,6 +97,21 @@ def stacked(X, y, groups):
     return X.reshape(n_groups, -1, X.shape[1]), y.reshape(n_groups, -1)
 
 
+def arviz_psislw(log_lik: np.ndarray):
+    """ArviZ's PSIS of the LOO ratios ``1 / p(y_i | theta_s)`` of the rows of
+    ``log_lik`` ``(n, S)``, one row per call inside ArviZ: the reference
+    :func:`skhbnn.stacking._psislw` is held to.  ArviZ 0.x's ``az.psislw``
+    takes the log ratios, ArviZ 1.x's ``array_stats.psislw`` the
+    log-likelihood."""
+    try:
+        from arviz_stats.base import array_stats
+    except ImportError:  # ArviZ 0.x
+        import arviz as az
+
+        return az.psislw(-log_lik, 1.0)
+    return array_stats.psislw(log_lik, r_eff=1.0, axis=-1)
+
+
 def ess(draws) -> float:
     """Bulk ESS of one scalar quantity with draws of shape (chain, draw)."""
     import arviz as az

@@ -19,17 +19,7 @@ import time
 
 import numpy as np
 
-from ._common import quiet, seed_data
-
-
-def _arviz_rows(log_lik: np.ndarray):
-    try:
-        from arviz_stats.base import array_stats
-    except ImportError:  # ArviZ 0.x takes the log ratios
-        import arviz as az
-
-        return az.psislw(-log_lik, 1.0)
-    return array_stats.psislw(log_lik, r_eff=1.0, axis=-1)
+from ._common import arviz_psislw, quiet, seed_data
 
 
 def main():
@@ -74,7 +64,7 @@ def main():
     lw, k = _psislw(rows)
     ours = time.perf_counter() - start
     start = time.perf_counter()
-    ref_lw, ref_k = _arviz_rows(rows)
+    ref_lw, ref_k = arviz_psislw(rows)
     theirs = time.perf_counter() - start
     ref_lw, ref_k = np.asarray(ref_lw), np.asarray(ref_k)
     finite = np.isfinite(ref_k) & np.isfinite(k)

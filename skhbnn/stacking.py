@@ -82,7 +82,6 @@ def _psis_rows(log_ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tail = np.take_along_axis(a, tail_ids, axis=1)
     cutoff = np.take_along_axis(a, below, axis=1)
     max_tail = tail.max(axis=1, keepdims=True)
-    flat = np.abs(max_tail - tail.min(axis=1, keepdims=True))[:, 0] < np.finfo(float).tiny
     k, sigma = _gpdfit(np.exp(tail) - np.exp(cutoff))
     p = np.arange(0.5, M) / M
     kk, ss = k[:, None], sigma[:, None]
@@ -91,10 +90,9 @@ def _psis_rows(log_ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                  ss * np.expm1(-safe_k * np.log1p(-p)) / safe_k)
     smoothed = np.log(np.where(ss > 0, np.exp(cutoff) + q, np.nan))
     smoothed = np.where(smoothed > max_tail, max_tail, smoothed)
-    smooth = np.isfinite(k) & ~flat
-    rows = np.flatnonzero(smooth)
+    rows = np.flatnonzero(np.isfinite(k))  # a tied tail has no Pareto tail: NaN
     a[rows[:, None], tail_ids[rows]] = smoothed[rows]
-    k = np.where(flat | np.isnan(k), np.inf, k)
+    k = np.where(np.isnan(k), np.inf, k)
     return a - logsumexp(a, axis=1, keepdims=True), k
 
 

@@ -146,9 +146,8 @@ def khat(log_ratios: np.ndarray) -> float:
     from .stacking import _psislw
 
     log_ratios = np.where(np.isfinite(log_ratios), log_ratios, -np.inf)
-    _, k = _psislw(-log_ratios[None, :])
-    k = float(np.ravel(k)[0])
-    return k if np.isfinite(k) else math.inf
+    _, k = _psislw(-log_ratios[None, :])  # inf, never NaN, where no tail fits
+    return float(k[0])
 
 
 def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed: int,
