@@ -39,6 +39,11 @@ from .inference import parallel_cores
 
 _WARM_ROWS = 1000
 _WARM_TUNE = 200
+# The warm start's deepest NUTS tree, 2 ** _WARM_MAXDEPTH leapfrog steps (nutpie's
+# default).  6 made the moons' warm start 6.2-6.6 s instead of 8.6-13.7 s, but on
+# 10,000 groups x 6 classes it put the first 500 groups 0.64 points lower at
+# random_state=1 (benchmarks/README.md, session 15): kept at 10.
+_WARM_MAXDEPTH = 10
 _MAX_EPOCHS = 5000
 _TOL = 0.0  # a window whose mean ELBO is not above the best one is a plateau
 _DRAW_BYTES = 1 << 30
@@ -108,7 +113,7 @@ def warm_starts(definition, data, layout, seeds, tune: int, progressbar: bool):
         compiled_model(sub.build_kernel(*sub_data)), draws=len(seeds), tune=tune,
         chains=len(seeds), cores=parallel_cores(len(seeds)),
         seed=int(seeds[0]), progress_bar=progressbar, save_warmup=False,
-        store_unconstrained=True,
+        store_unconstrained=True, maxdepth=_WARM_MAXDEPTH,
     )
     last = np.asarray(idata.sample_stats["unconstrained_draw"].values)[:, -1]
     return [_to_full(x, layout, groups) for x in last]
