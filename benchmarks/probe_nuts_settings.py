@@ -15,17 +15,16 @@ divergences and the stacking weights.
 
 import json
 import sys
-import time
 import warnings
 
 import numpy as np
 
-from ._common import quiet, seed_data
+from ._common import quiet, seed_data, timed
+from .bench_defaults import _metrics
 
 
 def main():
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import log_loss
 
     import skhbnn.inference as inference
     from skhbnn import HierarchicalBayesianMLPClassifier
@@ -54,15 +53,15 @@ def main():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             est = HierarchicalBayesianMLPClassifier(progressbar=False, random_state=seed)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            est.fit(X, y, groups=g)
-            wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        proba = est.predict_proba(X_te, groups=g_te)
-        accuracy = np.mean(est.classes_[proba.argmax(1)] == y_te)
+            t: dict = {}
+            with timed(t, "fit"):
+                est.fit(X, y, groups=g)
+        m = _metrics(y_te, est.predict_proba(X_te, groups=g_te), est.classes_)
         warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
         weights = None if est.chain_weights_ is None else np.round(est.chain_weights_, 2).tolist()
-        print(f"{extra or 'defaults'} random_state={seed} fit {wall:.1f} s (CPU {cpu:.1f} s) "
-              f"{100 * accuracy:.2f}% / {log_loss(y_te, proba):.4f} leapfrog steps: warm-up "
+        print(f"{extra or 'defaults'} random_state={seed} fit {t['fit']:.1f} s "
+              f"(CPU {t['fit_cpu']:.1f} s) {100 * m['accuracy']:.2f}% / {m['log_loss']:.4f} "
+              f"leapfrog steps: warm-up "
               f"{steps['warm-up']}, sampling {steps['sampling']}; warned {warned}, "
               f"divergences {est.diagnostics_.get('divergences')}, weights {weights}",
               flush=True)

@@ -16,16 +16,14 @@ one warm process are faster than the benchmark's, which start a process each.
 import ast
 import importlib
 import sys
-import time
 
 import numpy as np
 
-from ._common import quiet, seed_data
+from ._common import quiet, seed_data, timed
+from .bench_defaults import _metrics
 
 
 def main():
-    from sklearn.metrics import log_loss
-
     quiet()
     for setting in sys.argv[2:]:
         target, value = setting.split("=", 1)
@@ -44,13 +42,13 @@ def main():
     for seed in (int(s) for s in sys.argv[1].split(",")):
         est = HierarchicalBayesianMLPClassifier(inference="svi", progressbar=False,
                                                 random_state=seed)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        est.fit(X, y, groups=g)
-        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        proba = est.predict_proba(X_te[scored], groups=g_te[scored])
-        accuracy = np.mean(est.classes_[proba.argmax(1)] == y_te[scored])
-        print(f"random_state={seed} fit {wall:.1f} s (CPU {cpu:.1f} s) first 100 groups "
-              f"{100 * accuracy:.2f}% / {log_loss(y_te[scored], proba):.4f}",
+        t: dict = {}
+        with timed(t, "fit"):
+            est.fit(X, y, groups=g)
+        m = _metrics(y_te[scored], est.predict_proba(X_te[scored], groups=g_te[scored]),
+                     est.classes_)
+        print(f"random_state={seed} fit {t['fit']:.1f} s (CPU {t['fit_cpu']:.1f} s) first 100 "
+              f"groups {100 * m['accuracy']:.2f}% / {m['log_loss']:.4f}",
               est.diagnostics_["svi_stage_seconds"],
               "weights", np.round(est.chain_weights_, 2).tolist(), flush=True)
 
