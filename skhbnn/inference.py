@@ -131,6 +131,62 @@ def _sample_nutpie(compiled, **settings):
     return nutpie.sample(compiled, save_warmup=False, **settings)
 
 
+# sample statistics nutpie stores only when asked to (its own conversion skips
+# them when absent): with nothing asked, none is there to convert
+_UNASKED_STATS = (
+    "gradient", "unconstrained_draw", "mass_matrix_inv", "mass_matrix_eigvals",
+    "mass_matrix_stds", "divergence_start", "divergence_end", "divergence_momentum",
+    "divergence_start_gradient", "transformed_position", "transformed_gradient",
+    "transformation_mu",
+)
+
+
+def _sample_kept(compiled, **settings):
+    """``nutpie.sample`` turning only the kept draws into numpy arrays.
+
+    nutpie's own conversion makes arrays of the warm-up draws as well and
+    drops them afterwards (``save_warmup=False``): at 500 groups x 6 classes
+    and ``tune=1000`` that doubled a fit's peak memory.  Here the raw trace's
+    warm-up rows are sliced off first (zero-copy) and nutpie's converter sees
+    only the draws.  The converter is private to nutpie: where it is missing
+    (another nutpie version) ``nutpie.sample`` converts as before."""
+    import nutpie
+    import pandas as pd
+
+    try:
+        from nutpie.sample import _arrow_to_arviz
+    except ImportError:
+        return _sample_nutpie(compiled, **settings)
+    trace = nutpie.sample(compiled, save_warmup=False, return_raw_trace=True, **settings)
+    draws, stats = trace.get_arrow_trace()
+    del trace
+    n_tune = [int(np.sum(s.column("tuning").to_numpy())) for s in stats]
+    draws = [d.slice(n, d.num_rows - n) for d, n in zip(draws, n_tune)]
+    stats = [s.slice(n, s.num_rows - n) for s, n in zip(stats, n_tune)]
+    coords = {name: pd.Index(values) for name, values in compiled.coords.items()}
+    with warnings.catch_warnings():
+        # ArviZ 0.x on the (now empty) warm-up groups, which it then drops
+        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
+        return _arrow_to_arviz(draws, stats, skip_vars=list(_UNASKED_STATS), coords=coords,
+                               save_warmup=False)
+
+
+def add_weights(idata, definition) -> None:
+    """Add to ``idata``'s posterior the variables of the table it lacks (the
+    per-group weights, when nutpie stored only the free variables), from
+    its draws of the free ones."""
+    import xarray as xr
+
+    post = idata.posterior
+    missing = [v for v in definition.variables() if v.name not in post]
+    if not missing:
+        return
+    free = {v.name: np.asarray(post[v.name].values) for v in definition.free_variables()}
+    for name, value in definition.weight_values(free, batch_ndim=2).items():
+        dims = ("chain", "draw", *(f"{name}_dim_{i}" for i in range(value.ndim - 2)))
+        post[name] = xr.DataArray(value, dims=dims)
+
+
 def _sample_kernels(definition, data, settings):
     """nutpie on the kernels; any failure of that route (building the model,
     its first evaluation, nutpie rejecting it) falls back to nutpie's public
@@ -138,7 +194,10 @@ def _sample_kernels(definition, data, settings):
     from .kernels.nutpie import compiled_model
 
     try:
-        return _sample_nutpie(compiled_model(definition.build_kernel(*data)), **settings)
+        compiled = compiled_model(definition.build_kernel(*data), free_only=True)
+        idata = _sample_kept(compiled, **settings)
+        add_weights(idata, definition)
+        return idata
     except Exception as exc:  # noqa: BLE001 - any failure: take the public route
         warnings.warn(
             f"skhbnn's sampling kernels failed ({type(exc).__name__}: {exc}); nutpie "

@@ -110,7 +110,7 @@ def warm_starts(definition, data, layout, seeds, tune: int, progressbar: bool):
     rng = np.random.default_rng(int(seeds[0]))
     sub, sub_data, groups = _subset(definition, data, rng)
     idata = nutpie.sample(
-        compiled_model(sub.build_kernel(*sub_data)), draws=len(seeds), tune=tune,
+        compiled_model(sub.build_kernel(*sub_data), free_only=True), draws=len(seeds), tune=tune,
         chains=len(seeds), cores=parallel_cores(len(seeds)),
         seed=int(seeds[0]), progress_bar=progressbar, save_warmup=False,
         store_unconstrained=True, maxdepth=_WARM_MAXDEPTH,

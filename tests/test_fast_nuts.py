@@ -27,6 +27,7 @@ import skhbnn.inference
 import skhbnn.kernels.nutpie
 import skhbnn.kernels.problem
 from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
+from skhbnn.persistence.netcdf import idata_groups
 
 from .conftest import TINY
 
@@ -115,6 +116,46 @@ def test_kernel_route_is_reproducible(moons_groups):
     np.testing.assert_array_equal(first, second)
 
 
+def _hier_problem(moons_groups):
+    from skhbnn.models import HierarchicalModel
+    from skhbnn.network import NetworkSpec
+
+    X, y, g = moons_groups
+    spec = NetworkSpec(n_features=2, hidden_layer_sizes=(3,), n_outputs=1)
+    return HierarchicalModel(spec, n_groups=4).build_kernel(X, y.astype(float), g)
+
+
+def test_expand_writes_the_free_variables_alone_when_asked(moons_groups):
+    problem = _hier_problem(moons_groups)
+    x = problem.initial_point(0)
+    full = problem.expand(x)
+    short = dataclasses.replace(problem, shapes=problem.free_shapes()).expand(x)
+    assert list(short) == list(problem.free)
+    assert set(full) - set(short) == {"w0", "b0", "w1", "b1"}  # the per-group weights
+    assert sum(v.size for v in short.values()) == problem.n_dim
+    for name, value in short.items():
+        np.testing.assert_array_equal(value, full[name])
+    model = skhbnn.kernels.nutpie.compiled_model(problem, free_only=True)
+    assert model.n_expanded == problem.n_dim
+
+
+def test_kept_draws_are_nutpies_own_conversion(moons_groups):
+    """Converting only the kept draws (the warm-up rows sliced off first)
+    gives what nutpie's own conversion keeps, to the bit."""
+    problem = _hier_problem(moons_groups)
+    model = skhbnn.kernels.nutpie.compiled_model(problem, free_only=True)
+    settings = dict(draws=30, tune=40, chains=2, cores=1, seed=3, progress_bar=False)
+    kept = skhbnn.inference._sample_kept(model, **settings)
+    own = skhbnn.inference._sample_nutpie(model, **settings)
+    assert set(idata_groups(kept)) == set(idata_groups(own)) == {"posterior", "sample_stats"}
+    assert set(kept.posterior.data_vars) == set(own.posterior.data_vars) == set(problem.free)
+    for name in own.posterior.data_vars:
+        np.testing.assert_array_equal(kept.posterior[name].values, own.posterior[name].values)
+    for name in ("diverging", "n_steps", "step_size"):
+        np.testing.assert_array_equal(kept.sample_stats[name].values,
+                                      own.sample_stats[name].values)
+
+
 # ------------------------------------------------------------------- fallbacks
 def test_falls_back_when_nutpie_lacks_a_field(moons_groups, compiles, monkeypatch):
     monkeypatch.setattr(
@@ -135,12 +176,15 @@ def test_falls_back_when_nutpie_sample_rejects_the_kernel_model(
     real = skhbnn.inference._sample_nutpie
     calls = []
 
+    def kept(compiled, **settings):  # the kernel model: nothing has been compiled yet
+        calls.append(len(compiles))
+        raise RuntimeError("nutpie rejected the model")
+
     def sample(compiled, **settings):
         calls.append(len(compiles))
-        if len(calls) == 1:  # the kernel model: nothing has been compiled yet
-            raise RuntimeError("nutpie rejected the model")
         return real(compiled, **settings)
 
+    monkeypatch.setattr(skhbnn.inference, "_sample_kept", kept)
     monkeypatch.setattr(skhbnn.inference, "_sample_nutpie", sample)
     est, messages = _fit_recording_warnings("flat", moons_groups, "nutpie")
     assert calls == [0, 1]  # the kernel model, then the compiled PyMC model

@@ -197,13 +197,16 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
     """The group sds, a regression's noise sds, then per parameter array its
     ``mu`` and ``raw``, then the per-group weights ``mu + sd * raw``: the
     order of the model's variable table
-    (:class:`skhbnn.models.HierarchicalModel`)."""
+    (:class:`skhbnn.models.HierarchicalModel`).  With ``expanded == dim``
+    only the free variables (everything before the weights): what NUTS
+    stores for every warm-up and kept draw, the weights being computed
+    afterwards for the kept draws only."""
     h = carray(user_data, (HEADER_SIZE,), np.int64)
     if h[STAMP] != ABI_STAMP:
         return STALE
     n_sd, P, G, n_seg, n_noise = h[H_NSD], h[SLOT_P], h[H_GROUPS], h[H_NSEG], h[N_NOISE]
     m0 = n_sd + n_noise  # where mu starts
-    if dim != m0 + P + G * P or expanded != h[H_EXPANDED]:
+    if dim != m0 + P + G * P or (expanded != h[H_EXPANDED] and expanded != dim):
         return WRONG_SIZE
     x = carray(x_, (dim,))
     out = carray(out_, (expanded,))
@@ -223,6 +226,8 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
             for j in range(size):
                 out[k] = x[raw0 + g * P + o + j]
                 k += 1
+    if expanded == dim:
+        return OK
     for s in range(n_seg):
         o, size = segments[s, 0], segments[s, 1]
         for g in range(G):

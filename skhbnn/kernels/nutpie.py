@@ -59,8 +59,14 @@ def _probe(problem: Problem) -> None:
         raise KernelRouteUnavailable(f"the log density callback returned code {code}")
 
 
-def compiled_model(problem: Problem):
+def compiled_model(problem: Problem, free_only: bool = False):
     """A nutpie model that samples ``problem`` through the kernels.
+
+    ``free_only``: nutpie stores only the free variables
+    (:meth:`~skhbnn.kernels.problem.Problem.free_shapes`) per draw, warm-up
+    draws included, instead of the whole table: for a hierarchical model
+    half the memory, the per-group weights being the other half
+    (:func:`skhbnn.inference.sample_nuts` adds them for the kept draws).
 
     Raises
     ------
@@ -83,14 +89,16 @@ def compiled_model(problem: Problem):
     # skhbnn.kernels.problem.callbacks reaches this route too
     logp, expand = _problem.callbacks()[problem.kind]
     _probe(problem)
-    names = list(problem.shapes)
+    shapes = problem.free_shapes() if free_only else problem.shapes
+    n_expanded = int(sum(int(np.prod(s)) for s in shapes.values()))
+    names = list(shapes)
     dims = {
         name: tuple(f"{name}_dim_{i}" for i in range(len(shape)))
-        for name, shape in problem.shapes.items()
+        for name, shape in shapes.items()
     }
     coords = {
         dim: np.arange(size)
-        for name, shape in problem.shapes.items()
+        for name, shape in shapes.items()
         for dim, size in zip(dims[name], shape)
     }
     values = {
@@ -102,14 +110,14 @@ def compiled_model(problem: Problem):
         "user_data": problem.header,
         # keeps the arrays the header points to alive as long as the model
         "shared_data": {"skhbnn_problem": problem},
-        "n_expanded": problem.n_expanded,
+        "n_expanded": n_expanded,
         "shape_info": (
             names,
             [slice(None)] * len(names),
-            [tuple(problem.shapes[n]) for n in names],
+            [tuple(shapes[n]) for n in names],
         ),
         "_n_dim": problem.n_dim,
-        "_shapes": {n: tuple(s) for n, s in problem.shapes.items()},
+        "_shapes": {n: tuple(s) for n, s in shapes.items()},
         "_coords": coords,
     }
     kwargs = {}

@@ -61,10 +61,20 @@ class Problem:
     # (n_mix, P) and (n_mix,): a chain starts at one component drawn by its
     # seed with those probabilities, jittered by its sds
     init_centres: tuple | None = None
+    # the free variables of ``shapes`` (a hierarchical model's: the group sds,
+    # noise sds, means and offsets, ``n_dim`` values), which the expand
+    # callback also writes alone when asked for ``n_dim`` values; empty where
+    # it has no such short form (a flat model)
+    free: tuple[str, ...] = ()
 
     @property
     def n_expanded(self) -> int:
         return int(sum(int(np.prod(s)) for s in self.shapes.values()))
+
+    def free_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``shapes`` of the free variables only (``shapes`` itself without
+        a short form): what NUTS stores per draw."""
+        return {n: self.shapes[n] for n in self.free} if self.free else dict(self.shapes)
 
     def initial_point(self, seed) -> np.ndarray:
         """PyMC's default for nutpie: support point plus U(-1, 1) jitter."""
@@ -282,6 +292,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
         (XT, y, w, layout, starts, player, segments, floats),
         model.posterior_shapes(),
         offsets,
+        free=tuple(v.name for v in model.free_variables()),
     )
     header[abi.H_EXPANDED] = problem.n_expanded
     return problem

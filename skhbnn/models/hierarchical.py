@@ -91,6 +91,22 @@ class HierarchicalModel(ModelDefinition):
                 names += [v.name, mean_of[v.param]]
         return names + [v.name for v in table if v.role in ("group_sd", "noise")]
 
+    def weight_values(self, free: dict, batch_ndim: int = 0) -> dict:
+        """The per-group weights ``mu + sd * raw`` of the table from values
+        of its free variables (``free``: PyMC variables, or arrays with
+        ``batch_ndim`` leading axes such as chain and draw)."""
+        out = {}
+        for v in self.variables():
+            if v.free:
+                continue
+            mu, sd = free[f"{v.param}_mu"], free[self.sd_of(v.param, v.layer)]
+            raw = free[f"{v.param}_raw"]
+            if batch_ndim:  # the group axis on mu, the weight's axes on sd
+                mu = mu[(slice(None),) * batch_ndim + (None,)]
+                sd = sd[(...,) + (None,) * (raw.ndim - sd.ndim)]
+            out[v.name] = mu + sd * raw
+        return out
+
     def cache_key(self) -> tuple:
         noise = self.likelihood, self.likelihood == "normal" and self.group_noise
         return (self.kind, self.spec, self.n_groups, *noise)
@@ -140,12 +156,8 @@ class HierarchicalModel(ModelDefinition):
                 else:
                     rv[v.name] = pm.Normal(v.name, 0.0, mu_sd if v.role == "mean" else 1.0, shape=v.shape)
             params = {
-                v.name: pm.Deterministic(
-                    v.name, rv[f"{v.param}_mu"]
-                    + rv[self.sd_of(v.param, v.layer)] * rv[f"{v.param}_raw"]
-                )
-                for v in self.variables()
-                if not v.free
+                name: pm.Deterministic(name, value)
+                for name, value in self.weight_values(rv).items()
             }
             logits = forward(params, X_data, spec, xp=pt)  # (G, M, n_outputs)
             logits = logits.reshape((-1, spec.n_outputs))[index]
