@@ -66,7 +66,7 @@ def compiled_model(problem: Problem, free_only: bool = False):
     (:meth:`~skhbnn.kernels.problem.Problem.free_shapes`) per draw, warm-up
     draws included, instead of the whole table: for a hierarchical model
     half the memory, the per-group weights being the other half
-    (:func:`skhbnn.inference.sample_nuts` adds them for the kept draws).
+    (:func:`skhbnn.inference.add_weights` adds them for the kept draws).
 
     Raises
     ------
