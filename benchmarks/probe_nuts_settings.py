@@ -44,7 +44,7 @@ def main():
             del idata[group]
         return idata
 
-    inference._sample_nutpie = sample
+    inference._sample_kept = sample  # what the kernel route calls (it adds the weights after)
     X, X_te, y, y_te, g, g_te = seed_data()
     small = g < 3
     HierarchicalBayesianMLPClassifier(inference="nuts", chains=2, draws=20, tune=20,

@@ -178,8 +178,7 @@ def add_weights(idata, definition) -> None:
     import xarray as xr
 
     post = idata.posterior
-    missing = [v for v in definition.variables() if v.name not in post]
-    if not missing:
+    if all(v.name in post for v in definition.variables()):
         return
     free = {v.name: np.asarray(post[v.name].values) for v in definition.free_variables()}
     for name, value in definition.weight_values(free, batch_ndim=2).items():
