@@ -3,6 +3,8 @@ prediction from stored posterior draws."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 from numbers import Integral, Real
 
@@ -29,7 +31,8 @@ from .inference import (
     resolve_inference,
     sample_nuts,
 )
-from .variational import fit_svi, posterior_idata, variational_diagnostics
+from .variational import fit_svi, padded, posterior_idata, variational_diagnostics
+from . import structures
 from .network import ACTIVATIONS, NetworkSpec
 from .priors import PopulationPrior
 from .validation import check_training_data, validate_X
@@ -61,6 +64,40 @@ def diagnostic_rows(n_rows: int) -> np.ndarray:
     (rows often come group by group: the first 50 would be one group's)."""
     count = min(n_rows, _N_DIAGNOSTIC_ROWS)
     return np.unique(np.linspace(0, n_rows - 1, count).round().astype(int))
+
+
+def _merge_variational(infos: list):
+    """One variational fit's information from its parts' (restarts in
+    order; stage times added up), or ``None`` for chains of NUTS."""
+    if infos[0] is None:
+        return None
+    merged = {key: [v for info in infos for v in info[key]]
+              for key in ("steps", "seconds", "converged", "pareto_k")}
+    merged["elbo"] = padded([row[np.isfinite(row)] for info in infos for row in info["elbo"]])
+    merged["stage_seconds"] = {
+        key: sum(info["stage_seconds"].get(key, 0.0) for info in infos)
+        for key in infos[0]["stage_seconds"]
+    }
+    return merged
+
+
+def _restrict_variational(info: dict, keep: np.ndarray) -> dict:
+    """A variational fit's information for the restarts ``keep`` only."""
+    out = {key: [info[key][i] for i in keep]
+           for key in ("steps", "seconds", "converged", "pareto_k")}
+    out["elbo"] = padded([row[np.isfinite(row)] for row in info["elbo"][keep]])
+    out["stage_seconds"] = info["stage_seconds"]
+    return out
+
+
+def _is_bias_name(name: str) -> bool:
+    """A variable of a network's biases: ``b{l}`` and its ``b{l}_mu``,
+    ``b{l}_raw``, or a group sd ``sd_b{l}``."""
+    return bool(re.fullmatch(r"b\d+(_mu|_raw)?|sd_b\d+", name))
+
+
+def _posterior_names(idata) -> list[str]:
+    return [str(k) for k in idata.posterior.data_vars]
 
 
 def store_params(est, arguments: dict) -> None:
@@ -141,7 +178,7 @@ class BaseBayesianMLP(BaseEstimator):
             "array-like", Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "use_bias": ["boolean"],
+        "use_bias": ["boolean", StrOptions({"auto"})],
         "prior_sd": [Interval(Real, 0, None, closed="neither")],
         "inference": [StrOptions(set(INFERENCE_METHODS))],
         "sampler": [StrOptions(set(SAMPLERS))],
@@ -187,12 +224,39 @@ class BaseBayesianMLP(BaseEstimator):
     def _network_spec(self, n_features: int, n_outputs: int) -> NetworkSpec:
         """The network: one output for a binary classifier or a regressor,
         one per class otherwise."""
-        return NetworkSpec(
+        spec = NetworkSpec(
             n_features=n_features,
             hidden_layer_sizes=self._check_hidden_layer_sizes(n_outputs),
             n_outputs=n_outputs,
             activation=self.activation,
-            use_bias=bool(self.use_bias),
+            use_bias=bool(self.use_bias),  # "auto": the table with biases
+        )
+        prior = getattr(self, "prior", None)
+        if self.use_bias == "auto" and prior is not None:
+            # the structure of the network the prior was built for
+            try:
+                prior.validate(spec)
+            except ValueError:
+                bias_free = dataclasses.replace(spec, use_bias=False)
+                try:
+                    prior.validate(bias_free)
+                except ValueError:
+                    pass  # neither: fit() reports it against the biased network
+                else:
+                    return bias_free
+        return spec
+
+    def _samples_both_structures(self, definition, chains: int) -> bool:
+        """Whether this fit samples the network with and without biases
+        (``use_bias="auto"``, :mod:`skhbnn.structures`): NUTS with at least
+        two chains to share out and no informed prior (which fixes the
+        structure).  SVI fits keep the biases: their restarts were chosen on
+        the biased network at 10,000 groups (``benchmarks/README.md``,
+        "Thousands of groups, session 13"), and sharing them out between two
+        structures is not measured yet."""
+        return (
+            self.use_bias == "auto" and definition.spec.use_bias and chains >= 2
+            and getattr(self, "prior", None) is None and self.inference_ == "nuts"
         )
 
     def __sklearn_clone__(self):
@@ -224,13 +288,35 @@ class BaseBayesianMLP(BaseEstimator):
         )
         chains = self._n_chains(self.inference_)
         self.__dict__.pop("elbo_", None)  # of an earlier variational fit
+        self._structure_chains = None
+        if not self._samples_both_structures(definition, chains):
+            idata, draws, n_div, info = self._infer_part(definition, seed, data, chains)
+        else:
+            counts = structures.split_chains(chains)
+            parts = [
+                self._infer_part(part, structures.part_seed(seed, i), data, n)
+                for i, (part, n) in enumerate(
+                    zip((definition, structures.bias_free(definition)), counts)
+                )
+            ]
+            idatas, part_draws, part_div, infos = (list(x) for x in zip(*parts))
+            idata, draws, n_div = structures.concat_parts(idatas, part_draws, part_div)
+            info = _merge_variational(infos)
+            self._structure_chains = np.repeat(np.arange(len(counts)), counts)
+        if info is not None:
+            self._variational = info
+            self.elbo_ = info["elbo"]
+        return idata, draws, n_div
+
+    def _infer_part(self, definition, seed: int, data: tuple, chains: int):
+        """One route's run on ``definition`` with ``chains`` chains (restarts):
+        ``(idata, draws, n_divergent, variational info or None)``."""
         if self.inference_ == "svi":
-            draws, self._variational = fit_svi(
+            draws, info = fit_svi(
                 definition, data, chains=chains, tune=self.tune, draws=self.draws,
                 seed=seed, progressbar=self._show_progress(),
             )
-            self.elbo_ = self._variational["elbo"]
-            return posterior_idata(draws), draws, None
+            return posterior_idata(draws), draws, None, info
         if self.inference_ == "advi":
             idata = fit_advi(
                 definition,
@@ -254,7 +340,7 @@ class BaseBayesianMLP(BaseEstimator):
                 progressbar=self._show_progress(),
             )
             n_div = divergences(idata)
-        return idata, posterior_arrays(idata, definition.prediction_names()), n_div
+        return idata, posterior_arrays(idata, definition.prediction_names()), n_div, None
 
     def _n_chains(self, inference: str) -> int:
         """The chains (for ``"svi"``: restarts) a fit by ``inference`` runs:
@@ -282,30 +368,82 @@ class BaseBayesianMLP(BaseEstimator):
         rows.
         """
         n_chains, n_draws = (idata.posterior.sizes[d] for d in ("chain", "draw"))
-        shape = (n_chains, n_draws)
         store = self.log_likelihood
         if store == "auto":
             store = n_chains * n_draws * n_rows <= _MAX_LOG_LIKELIHOOD_VALUES
-        combination = self._combination()
-        stack = combination in ("stacking", "population") and n_chains > 1
-        values = None
         if store:
-            values = pointwise(np.arange(n_rows)).reshape(*shape, n_rows)
-            add_log_likelihood(idata, values)
-        self.chain_weights_, modes, loo = None, None, None
-        if stack:
+            rows = np.arange(n_rows)
+        else:  # only what stacking reads
+            n_used = max(1, min(n_rows, _MAX_STACKING_ROWS,
+                                _MAX_LOG_LIKELIHOOD_VALUES // (n_chains * n_draws)))
+            rows = np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
+        cache = {}
+
+        def stacking_values():  # computed once, on first use
+            if "values" not in cache:
+                cache["values"] = pointwise(rows).reshape(n_chains, n_draws, len(rows))
+            return cache["values"]
+
+        structure = self.__dict__.pop("_structure_chains", None)
+        structure_weights = None
+        if structure is not None:
+            # use_bias="auto": stack the modes of both structures, keep one
+            weights, _, _ = self._stacking(invariants, stacking_values, "stacking")
+            chosen, structure_weights = structures.choose(structure, weights)
+            keep = np.flatnonzero(structure == chosen)
+            idata, invariants, n_divergent = self._keep_structure(
+                idata, invariants, n_divergent, keep, chosen
+            )
+            if "values" in cache:
+                cache["values"] = cache["values"][keep]
+            n_chains = len(keep)
+        if store:
+            add_log_likelihood(idata, stacking_values())
+        self.chain_weights_, modes, loo = self._stacking(
+            invariants, stacking_values, self._combination()
+        )
+        self._set_diagnostics(invariants, n_divergent, modes, loo, self._combination(),
+                              structure_weights)
+
+    def _stacking(self, invariants: dict, values, combination: str):
+        """``(chain_weights, modes, loo)`` of the fitted chains: the chains'
+        modes when there are several chains and they are stacked (or form a
+        population prior), stacking weights when there are several modes
+        (``values()``: the pointwise log-likelihood the weights are fitted
+        to)."""
+        n_chains = np.shape(invariants[self._MODE_INVARIANT])[0]
+        modes = None
+        if combination in ("stacking", "population") and n_chains > 1:
             # modes as prediction sees them: chains that predict alike are one
             key = self._MODE_INVARIANT
             modes = chain_modes({key: invariants[key]}, RHAT_THRESHOLD,
                                 min_draws_per_chain(self.inference_))
         if combination == "stacking" and modes is not None and modes.max() > 0:
-            if values is None:
-                n_used = max(1, min(n_rows, _MAX_STACKING_ROWS,
-                                    _MAX_LOG_LIKELIHOOD_VALUES // (n_chains * n_draws)))
-                rows = np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
-                values = pointwise(rows).reshape(*shape, len(rows))
-            self.chain_weights_, loo = mode_stacking(values, modes)
-        self._set_diagnostics(invariants, n_divergent, modes, loo, combination)
+            weights, loo = mode_stacking(values(), modes)
+            return weights, modes, loo
+        return None, modes, None
+
+    def _keep_structure(self, idata, invariants: dict, n_divergent, keep, chosen: int):
+        """Make the fit one of the structure ``chosen`` (0: biases, 1: none;
+        :mod:`skhbnn.structures`): only its chains ``keep``, and a bias-free
+        network without the bias variables.  Returns the kept chains'
+        ``(idata, invariants, n_divergent)``."""
+        drop = []
+        if chosen == 1:
+            definition_names = set(self.posterior_draws_)
+            drop = [k for k in definition_names if _is_bias_name(k)]
+            self.network_ = dataclasses.replace(self.network_, use_bias=False)
+        self.posterior_draws_ = {k: v[keep] for k, v in self.posterior_draws_.items()
+                                 if k not in drop}
+        all_drop = [k for k in _posterior_names(idata) if _is_bias_name(k)] if chosen == 1 else []
+        self.idata_ = idata = structures.select_chains(idata, keep, all_drop)
+        invariants = {k: np.asarray(v)[keep] for k, v in invariants.items()}
+        if n_divergent is not None:
+            n_divergent = np.asarray(n_divergent)[keep]
+        if getattr(self, "_variational", None) is not None:
+            self._variational = _restrict_variational(self._variational, keep)
+            self.elbo_ = self._variational["elbo"]
+        return idata, invariants, n_divergent
 
     def _combination(self) -> str:
         """How prediction combines the chains: ``combine_chains``, its
@@ -324,7 +462,7 @@ class BaseBayesianMLP(BaseEstimator):
         return draw_weights(weights, next(iter(self.posterior_draws_.values())).shape[1])
 
     def _set_diagnostics(self, invariants: dict, n_divergent, modes=None, loo=None,
-                         combination=None) -> None:
+                         combination=None, structure_weights=None) -> None:
         if self.inference_ == "advi":
             self.diagnostics_ = None
             return
@@ -333,6 +471,10 @@ class BaseBayesianMLP(BaseEstimator):
             combination="population" if combination == "population" else None,
             min_draws=min_draws_per_chain(self.inference_),
         )
+        if structure_weights is not None:  # use_bias="auto" (skhbnn.structures)
+            self.diagnostics_["structure_weights"] = dict(
+                zip(structures.STRUCTURES, (round(w, 4) for w in structure_weights))
+            )
         if self.inference_ == "svi":
             info = self.__dict__.pop("_variational")
             self.diagnostics_.update(variational_diagnostics(

@@ -37,9 +37,11 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         "Thousands of groups").
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden-layer activation.
-    use_bias : bool, default=True
+    use_bias : bool or "auto", default=True
         Whether layers have biases.  ``use_bias=False`` with ``(5, 5)`` and
-        tanh on two features is the seed's 2-5-5-1 network.
+        tanh on two features is the seed's 2-5-5-1 network.  ``"auto"``: with a ``prior``, the structure it was built for;
+        without one, a NUTS fit samples both and keeps the one stacking
+        prefers (see :class:`HierarchicalBayesianMLPClassifier`).
     prior_sd : float, default=1.0
         Standard deviation of the isotropic Normal prior on every weight
         (ignored when ``prior`` is given).

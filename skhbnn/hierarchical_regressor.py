@@ -36,8 +36,10 @@ class HierarchicalBayesianMLPRegressor(HierarchicalMixin, _BaseRegressor):
         Units per hidden layer; ``"auto"`` is ``(5, 5)``.
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden-layer activation.
-    use_bias : bool, default=True
-        Whether layers have biases (each group has its own).
+    use_bias : bool or "auto", default=True
+        Whether layers have biases (each group has its own).  "auto": a NUTS
+        fit samples the network with and without biases and keeps the one
+        stacking prefers (see :class:`HierarchicalBayesianMLPClassifier`).
     prior_sd : float, default=1.0
         Prior sd of the group-mean weights.
     group_sd_prior : float, default=1.0
