@@ -113,7 +113,7 @@ def fit_hierarchical(data, seed, quick):
     d = clf.diagnostics_
     res.update(modes=len(set(d.get("chain_modes", [0]))),
                divergence_rate=d.get("divergence_rate"), min_ess=d["min_ess"],
-               inference=clf.inference_)
+               inference=clf.inference_, biases=bool(clf.network_.use_bias))
     return res
 
 
@@ -199,6 +199,8 @@ def _summary(runs: list[dict]) -> str:
             f"{max(r['divergence_rate'] or 0 for r in runs):.4f}  min ESS "
             f"{min(r['min_ess'] for r in runs):.0f}  inference {sorted({r['inference'] for r in runs})}"
         )
+    if "biases" in runs[0]:  # the structure use_bias="auto" kept, per fit
+        text += f"  biases {[int(r['biases']) for r in runs]}"
     return text
 
 
@@ -223,7 +225,7 @@ def run_seed_targets(seeds=range(10), quick: bool = False) -> dict:
             out[key].append(res)
             print(f"  random_state {seed} {key:<9} acc {res['accuracy']:.2%}  log loss "
                   f"{res['log_loss']:.4f}  fit {res['fit_s']:.1f} s / {res['fit_cpu_s']:.1f} s CPU"
-                  f"  warned {res['warned']}", flush=True)
+                  f"  warned {res['warned']}  biases {int(clf.network_.use_bias)}", flush=True)
     ratio = [b["fit_s"] / d["fit_s"] for d, b in zip(out["defaults"], out["baseline"])]
     ratio_cpu = [b["fit_cpu_s"] / d["fit_cpu_s"] for d, b in zip(out["defaults"], out["baseline"])]
     row("seed data: defaults", _summary(out["defaults"]))

@@ -4,7 +4,6 @@ prediction from stored posterior draws."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 from numbers import Integral, Real
 
@@ -20,7 +19,7 @@ from .diagnostics import (
     min_draws_per_chain,
     warn_if_unreliable,
 )
-from .stacking import chain_modes, draw_weights, mode_stacking
+from .stacking import chain_loo, chain_modes, draw_weights, mode_stacking, stacking_weights
 from .inference import (
     INFERENCE_METHODS,
     SAMPLERS,
@@ -31,7 +30,7 @@ from .inference import (
     resolve_inference,
     sample_nuts,
 )
-from .variational import fit_svi, padded, posterior_idata, variational_diagnostics
+from .variational import fit_svi, posterior_idata, variational_diagnostics
 from . import structures
 from .network import ACTIVATIONS, NetworkSpec
 from .priors import PopulationPrior
@@ -66,38 +65,13 @@ def diagnostic_rows(n_rows: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_rows - 1, count).round().astype(int))
 
 
-def _merge_variational(infos: list):
-    """One variational fit's information from its parts' (restarts in
-    order; stage times added up), or ``None`` for chains of NUTS."""
-    if infos[0] is None:
-        return None
-    merged = {key: [v for info in infos for v in info[key]]
-              for key in ("steps", "seconds", "converged", "pareto_k")}
-    merged["elbo"] = padded([row[np.isfinite(row)] for info in infos for row in info["elbo"]])
-    merged["stage_seconds"] = {
-        key: sum(info["stage_seconds"].get(key, 0.0) for info in infos)
-        for key in infos[0]["stage_seconds"]
-    }
-    return merged
-
-
-def _restrict_variational(info: dict, keep: np.ndarray) -> dict:
-    """A variational fit's information for the restarts ``keep`` only."""
-    out = {key: [info[key][i] for i in keep]
-           for key in ("steps", "seconds", "converged", "pareto_k")}
-    out["elbo"] = padded([row[np.isfinite(row)] for row in info["elbo"][keep]])
-    out["stage_seconds"] = info["stage_seconds"]
-    return out
-
-
-def _is_bias_name(name: str) -> bool:
-    """A variable of a network's biases: ``b{l}`` and its ``b{l}_mu``,
-    ``b{l}_raw``, or a group sd ``sd_b{l}``."""
-    return bool(re.fullmatch(r"b\d+(_mu|_raw)?|sd_b\d+", name))
-
-
-def _posterior_names(idata) -> list[str]:
-    return [str(k) for k in idata.posterior.data_vars]
+def _stacking_rows(n_rows: int, n_draws_total: int) -> np.ndarray:
+    """The training rows stacking reads without a stored log-likelihood:
+    at most ``_MAX_STACKING_ROWS``, and at most ``_MAX_LOG_LIKELIHOOD_VALUES``
+    values over ``n_draws_total`` draws, evenly spaced."""
+    n_used = max(1, min(n_rows, _MAX_STACKING_ROWS,
+                        _MAX_LOG_LIKELIHOOD_VALUES // n_draws_total))
+    return np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
 
 
 def store_params(est, arguments: dict) -> None:
@@ -278,9 +252,11 @@ class BaseBayesianMLP(BaseEstimator):
     def _infer(self, definition, seed: int, X, y, codes=None, weights=None):
         """Run the configured inference on ``definition`` (:mod:`skhbnn.models`)
         given the data (``weights``: each row's likelihood weight), seeded by
-        ``seed``; return ``(idata, draws, n_divergent)``, ``draws`` being the
-        posterior arrays prediction reads.  Sets ``inference_``, the route
-        taken (``inference="auto"`` resolved)."""
+        ``seed``; return ``(idata, draws, n_divergent, definition)``,
+        ``draws`` being the posterior arrays prediction reads and
+        ``definition`` the model they are draws of (with
+        ``use_bias="auto"``, the structure kept).  Sets ``inference_``, the
+        route taken (``inference="auto"`` resolved)."""
         data = (X, y, codes, weights)
         self.inference_ = resolve_inference(
             self.inference, definition, X.shape[0], self.draws + self.tune,
@@ -288,25 +264,58 @@ class BaseBayesianMLP(BaseEstimator):
         )
         chains = self._n_chains(self.inference_)
         self.__dict__.pop("elbo_", None)  # of an earlier variational fit
-        self._structure_chains = None
-        if not self._samples_both_structures(definition, chains):
-            idata, draws, n_div, info = self._infer_part(definition, seed, data, chains)
-        else:
-            counts = structures.split_chains(chains)
-            parts = [
-                self._infer_part(part, structures.part_seed(seed, i), data, n)
-                for i, (part, n) in enumerate(
-                    zip((definition, structures.bias_free(definition)), counts)
-                )
-            ]
-            idatas, part_draws, part_div, infos = (list(x) for x in zip(*parts))
-            idata, draws, n_div = structures.concat_parts(idatas, part_draws, part_div)
-            info = _merge_variational(infos)
-            self._structure_chains = np.repeat(np.arange(len(counts)), counts)
+        self._structure_weights = None
+        if self._samples_both_structures(definition, chains):
+            return self._infer_structures(definition, seed, data, chains)
+        idata, draws, n_div, info = self._infer_part(definition, seed, data, chains)
         if info is not None:
             self._variational = info
             self.elbo_ = info["elbo"]
-        return idata, draws, n_div
+        return idata, draws, n_div, definition
+
+    def _infer_structures(self, definition, seed: int, data: tuple, chains: int):
+        """``use_bias="auto"`` (:mod:`skhbnn.structures`): the chains shared
+        out between the network with biases and the one without, both
+        structures' chains stacked, and the heavier structure kept, topped up
+        with new chains of it to ``chains``.  Returns what :meth:`_infer`
+        returns; the structures' weights go to ``diagnostics_``."""
+        candidates = (definition, structures.bias_free(definition))
+        counts = structures.split_chains(chains)
+        parts = [
+            self._infer_part(part, structures.part_seed(seed, i), data, n)[:3]
+            for i, (part, n) in enumerate(zip(candidates, counts))
+        ]
+        both = structures.concat_draws([draws for _, draws, _ in parts])
+        weights = self._chain_stacking_weights(both, definition.spec, data)
+        chosen, self._structure_weights = structures.choose(
+            np.repeat(np.arange(len(counts)), counts), weights
+        )
+        kept = [parts[chosen]]
+        if chains > counts[chosen]:
+            kept.append(self._infer_part(
+                candidates[chosen], structures.part_seed(seed, len(counts)), data,
+                chains - counts[chosen],
+            )[:3])
+        idatas, draws, n_div = (list(x) for x in zip(*kept))
+        return (structures.concat_idata(idatas), structures.concat_draws(draws),
+                structures.concat_divergences(n_div), candidates[chosen])
+
+    def _chain_stacking_weights(self, draws: dict, spec, data: tuple) -> np.ndarray:
+        """Stacking weights of every chain of ``draws`` (no modes: each chain
+        its own), from the PSIS-LOO densities of at most
+        ``_MAX_STACKING_ROWS`` evenly spaced training rows."""
+        X, y, codes, _ = data
+        n_chains, n_draws = next(iter(draws.values())).shape[:2]
+        rows = _stacking_rows(X.shape[0], n_chains * n_draws)
+        values = self._pointwise(draws, spec, X, y, codes, rows)
+        lpd, _ = chain_loo(values.reshape(n_chains, n_draws, len(rows)))
+        return stacking_weights(lpd)
+
+    def _pointwise(self, draws: dict, spec, X, y, codes, rows) -> np.ndarray:
+        """``log p(y_i | theta)`` of the training rows ``rows`` over the
+        flattened ``draws``, shape ``(chain * draw, len(rows))`` (each
+        estimator's likelihood)."""
+        raise NotImplementedError  # pragma: no cover
 
     def _infer_part(self, definition, seed: int, data: tuple, chains: int):
         """One route's run on ``definition`` with ``chains`` chains (restarts):
@@ -371,39 +380,20 @@ class BaseBayesianMLP(BaseEstimator):
         store = self.log_likelihood
         if store == "auto":
             store = n_chains * n_draws * n_rows <= _MAX_LOG_LIKELIHOOD_VALUES
-        if store:
-            rows = np.arange(n_rows)
-        else:  # only what stacking reads
-            n_used = max(1, min(n_rows, _MAX_STACKING_ROWS,
-                                _MAX_LOG_LIKELIHOOD_VALUES // (n_chains * n_draws)))
-            rows = np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
+        rows = np.arange(n_rows) if store else _stacking_rows(n_rows, n_chains * n_draws)
         cache = {}
 
-        def stacking_values():  # computed once, on first use
+        def values():  # computed once, on first use
             if "values" not in cache:
                 cache["values"] = pointwise(rows).reshape(n_chains, n_draws, len(rows))
             return cache["values"]
 
-        structure = self.__dict__.pop("_structure_chains", None)
-        structure_weights = None
-        if structure is not None:
-            # use_bias="auto": stack the modes of both structures, keep one
-            weights, _, _ = self._stacking(invariants, stacking_values, "stacking")
-            chosen, structure_weights = structures.choose(structure, weights)
-            keep = np.flatnonzero(structure == chosen)
-            idata, invariants, n_divergent = self._keep_structure(
-                idata, invariants, n_divergent, keep, chosen
-            )
-            if "values" in cache:
-                cache["values"] = cache["values"][keep]
-            n_chains = len(keep)
         if store:
-            add_log_likelihood(idata, stacking_values())
-        self.chain_weights_, modes, loo = self._stacking(
-            invariants, stacking_values, self._combination()
-        )
-        self._set_diagnostics(invariants, n_divergent, modes, loo, self._combination(),
-                              structure_weights)
+            add_log_likelihood(idata, values())
+        combination = self._combination()
+        self.chain_weights_, modes, loo = self._stacking(invariants, values, combination)
+        self._set_diagnostics(invariants, n_divergent, modes, loo, combination,
+                              self.__dict__.pop("_structure_weights", None))
 
     def _stacking(self, invariants: dict, values, combination: str):
         """``(chain_weights, modes, loo)`` of the fitted chains: the chains'
@@ -422,28 +412,6 @@ class BaseBayesianMLP(BaseEstimator):
             weights, loo = mode_stacking(values(), modes)
             return weights, modes, loo
         return None, modes, None
-
-    def _keep_structure(self, idata, invariants: dict, n_divergent, keep, chosen: int):
-        """Make the fit one of the structure ``chosen`` (0: biases, 1: none;
-        :mod:`skhbnn.structures`): only its chains ``keep``, and a bias-free
-        network without the bias variables.  Returns the kept chains'
-        ``(idata, invariants, n_divergent)``."""
-        drop = []
-        if chosen == 1:
-            definition_names = set(self.posterior_draws_)
-            drop = [k for k in definition_names if _is_bias_name(k)]
-            self.network_ = dataclasses.replace(self.network_, use_bias=False)
-        self.posterior_draws_ = {k: v[keep] for k, v in self.posterior_draws_.items()
-                                 if k not in drop}
-        all_drop = [k for k in _posterior_names(idata) if _is_bias_name(k)] if chosen == 1 else []
-        self.idata_ = idata = structures.select_chains(idata, keep, all_drop)
-        invariants = {k: np.asarray(v)[keep] for k, v in invariants.items()}
-        if n_divergent is not None:
-            n_divergent = np.asarray(n_divergent)[keep]
-        if getattr(self, "_variational", None) is not None:
-            self._variational = _restrict_variational(self._variational, keep)
-            self.elbo_ = self._variational["elbo"]
-        return idata, invariants, n_divergent
 
     def _combination(self) -> str:
         """How prediction combines the chains: ``combine_chains``, its

@@ -212,7 +212,8 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
                 )
         seed = self._new_seed(self.random_state)
         definition = FlatModel(spec, prior_sd=self.prior_sd, prior=self.prior)
-        idata, draws, n_div = self._infer(definition, seed, X, y_enc, None, weights)
+        idata, draws, n_div, definition = self._infer(definition, seed, X, y_enc, None, weights)
+        spec = definition.spec  # use_bias="auto": the structure kept
         self.classes_ = classes
         self.network_ = spec
         self.idata_ = idata
@@ -221,10 +222,13 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         self._finish_fit(
             idata,
             X.shape[0],
-            lambda r: pointwise_log_likelihood(flatten_chains(draws), X[r], y_enc[r], spec),
+            lambda r: self._pointwise(draws, spec, X, y_enc, None, r),
             {"proba": proba[..., 1:]},
             n_div,
         )
+
+    def _pointwise(self, draws, spec, X, y, codes, rows):
+        return pointwise_log_likelihood(flatten_chains(draws), X[rows], y[rows], spec)
 
     @classmethod
     def _from_draws(cls, draws, spec, classes, params=None, chain_weights=None,

@@ -72,10 +72,10 @@ class HierarchicalMixin:
         population predictive's (a new group's) weights, each ``(C, S,
         rows, n_outputs)``, the group sds ``(C, S, n_sd)`` and the
         divergences."""
-        spec = definition.spec
         self.__dict__.pop("new_group_estimators_", None)  # groups of an earlier fit
         seed = self._new_seed(self.random_state)
-        idata, draws, n_div = self._infer(definition, seed, X, y, codes, weights)
+        idata, draws, n_div, definition = self._infer(definition, seed, X, y, codes, weights)
+        spec = definition.spec  # use_bias="auto": the structure kept (network_)
         self.groups_ = encoder.classes_
         self._encoder = encoder
         self.network_ = spec

@@ -232,18 +232,22 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         draws, (logits, new), sds, n_div = self._sample(
             definition, X, y_enc, codes, weights, encoder
         )
+        spec = self.network_  # use_bias="auto": the structure kept
         self._finish_fit(
             self.idata_,
             X.shape[0],
-            lambda r: grouped_pointwise_log_likelihood(
-                flatten_chains(draws), X[r], y_enc[r], codes[r], spec
-            ),
+            lambda r: self._pointwise(draws, spec, X, y_enc, codes, r),
             {
                 "group_sd": sds,
                 "proba": logits_to_proba(logits)[..., 1:],
                 "population": logits_to_proba(new)[..., 1:],
             },
             n_div,
+        )
+
+    def _pointwise(self, draws, spec, X, y, codes, rows):
+        return grouped_pointwise_log_likelihood(
+            flatten_chains(draws), X[rows], y[rows], codes[rows], spec
         )
 
     def _fit_new_group(self, flat, X, y, sample_weight) -> None:

@@ -163,7 +163,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         draws, (outputs, new), sds, n_div = self._sample(
             definition, X, y_std, codes, weights, encoder
         )
-        flat = flatten_chains(draws)
+        spec = self.network_  # use_bias="auto": the structure kept
         invariants = {
             "group_sd": sds,
             **self._invariants(outputs[..., 0], draws["sigma"]),
@@ -172,14 +172,16 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         self._finish_fit(
             self.idata_,
             X.shape[0],
-            lambda r: self._log_likelihood(
-                grouped_pointwise_log_likelihood(
-                    flat, X[r], y_std[r], codes[r], spec, flat["sigma"]
-                )
-            ),
+            lambda r: self._pointwise(draws, spec, X, y_std, codes, r),
             invariants,
             n_div,
         )
+
+    def _pointwise(self, draws, spec, X, y, codes, rows):
+        flat = flatten_chains(draws)
+        return self._log_likelihood(grouped_pointwise_log_likelihood(
+            flat, X[rows], y[rows], codes[rows], spec, flat["sigma"]
+        ))
 
     def _sigma_of(self, code: int, draws: dict) -> np.ndarray:
         """The noise sd draws ``(S,)`` of a group (code -1: a new one)."""

@@ -270,20 +270,24 @@ class BayesianMLPRegressor(_BaseRegressor):
             spec, prior_sd=self.prior_sd, prior=self.prior, likelihood="normal",
             noise_prior=self.noise_prior,
         )
-        idata, draws, n_div = self._infer(definition, seed, X, y_std, None, weights)
+        idata, draws, n_div, definition = self._infer(definition, seed, X, y_std, None, weights)
+        spec = definition.spec  # use_bias="auto": the structure kept
         self.network_ = spec
         self.idata_ = idata
         self.posterior_draws_ = draws
-        flat = flatten_chains(draws)
         outputs = forward(draws, X[diagnostic_rows(X.shape[0])], spec)[..., 0]
         self._finish_fit(
             idata,
             X.shape[0],
-            lambda r: self._log_likelihood(
-                pointwise_log_likelihood(flat, X[r], y_std[r], spec, flat["sigma"])
-            ),
+            lambda r: self._pointwise(draws, spec, X, y_std, None, r),
             self._invariants(outputs, draws["sigma"]),
             n_div,
+        )
+
+    def _pointwise(self, draws, spec, X, y, codes, rows):
+        flat = flatten_chains(draws)
+        return self._log_likelihood(
+            pointwise_log_likelihood(flat, X[rows], y[rows], spec, flat["sigma"])
         )
 
     @classmethod

@@ -15,14 +15,17 @@ stacking to average Bayesian predictive distributions"):
 1. the chains are shared out between the two structures (the biased one gets
    the odd chain), each part sampled by the same route;
 2. the bias-free chains are written in the biased network's table (biases,
-   their group means and sds all 0: the same network), so that the modes of
-   both structures are stacked together, as chains of one fit are;
-3. the structure with the larger total stacking weight is kept (the biased
-   one on a tie): its chains alone make the fit, re-stacked among
-   themselves, and the fitted estimator is exactly a fit of that structure
-   (``network_.use_bias``, ``use_bias_``).  Keeping one structure, rather
-   than their mixture, keeps every later use of the fit (informed and
-   population priors, group-mean networks, saving) a fit of one network.
+   their group means and sds all 0: the same network), and every chain of
+   both gets its stacking weight from its PSIS-LOO densities;
+3. the structure with the larger total weight is kept (the biased one on a
+   tie), and new chains of it are sampled until the fit has as many chains
+   as it asked for: the fitted estimator is a fit of that structure alone
+   (``network_.use_bias``), with the chains and draws of one, so that its
+   diagnostics, stacking, informed and population priors, group-mean
+   networks and saved files are those of a fit of one network.  Keeping the
+   loser's chains would halve the draws the predictive is judged on (with
+   2 of 4 chains, 9 of 16 fits on the moons warned of too few effective
+   draws, ``benchmarks/README.md``, "Default fits, session 17").
 
 The weights of both structures are reported in ``diagnostics_``
 (``"structure_weights"``).  A leaf module (numpy and xarray only).
@@ -63,22 +66,35 @@ def _groups(idata) -> dict:
     return {name: getattr(idata, name) for name in idata.groups()}
 
 
-def _zeros_like_in(var, n_chains: int):
-    """Zeros shaped like ``var`` (a DataArray with a leading chain axis) for
-    ``n_chains`` chains."""
-    import xarray as xr
+def concat_draws(draws: list[dict]) -> dict:
+    """Posterior draws of several parts, their chains in order.  A variable
+    the first part has and a later one lacks (a bias-free part's biases, their
+    group means and sds) is 0 in that part's chains: the same network."""
+    out = {}
+    for key, value in draws[0].items():
+        blocks = [
+            d[key] if key in d
+            else np.zeros((next(iter(d.values())).shape[0], *value.shape[1:]), value.dtype)
+            for d in draws
+        ]
+        out[key] = np.concatenate(blocks, axis=0)
+    return out
 
-    shape = (n_chains, *var.shape[1:])
-    return xr.DataArray(np.zeros(shape, dtype=var.dtype), dims=var.dims)
+
+def concat_divergences(n_divergent: list):
+    """Divergences per chain of several parts; ``None`` (not recorded) if any
+    part has none."""
+    if any(n is None for n in n_divergent):
+        return None
+    return np.concatenate([np.asarray(n) for n in n_divergent])
 
 
-def concat_parts(idatas: list, draws: list[dict], n_divergent: list):
-    """One fit from the parts of a ``use_bias="auto"`` fit (the biased part
-    first): ArviZ data, posterior draws and divergences with the chains of
-    all parts in order; a variable the bias-free part lacks is 0 in its
-    chains (the same network).  Groups other than the posterior keep the
-    variables every part has, when they have a chain axis; else the first
-    part's."""
+def concat_idata(idatas: list):
+    """ArviZ data of several parts of one structure, their chains in order
+    and renumbered from 0: the groups with a chain axis concatenated (the
+    variables every part has), the others the first part's."""
+    if len(idatas) == 1:
+        return idatas[0]
     import xarray as xr
 
     from .persistence.netcdf import make_idata
@@ -90,67 +106,20 @@ def concat_parts(idatas: list, draws: list[dict], n_divergent: list):
         if "chain" not in first.dims or any(d is None for d in datasets):
             out[name] = first
             continue
-        if name == "posterior":
-            filled = []
-            for ds in datasets:
-                ds = ds.copy()
-                for var in first.data_vars:
-                    if var not in ds:
-                        ds[var] = _zeros_like_in(first[var], ds.sizes["chain"])
-                filled.append(ds[list(first.data_vars)])
-            datasets = filled
-        else:
-            common = [v for v in first.data_vars if all(v in ds for ds in datasets)]
-            datasets = [ds[common] for ds in datasets]
-        datasets = [ds.drop_vars("chain", errors="ignore") for ds in datasets]
+        common = [v for v in first.data_vars if all(v in ds for ds in datasets)]
+        datasets = [ds[common].drop_vars("chain", errors="ignore") for ds in datasets]
         merged = xr.concat(datasets, dim="chain", data_vars="all", coords="minimal",
                            compat="override", join="override")
         out[name] = merged.assign_coords(chain=np.arange(merged.sizes["chain"]))
-    first_draws = draws[0]
-    merged_draws = {}
-    for key, value in first_draws.items():
-        blocks = [d[key] if key in d else np.zeros((next(iter(d.values())).shape[0],
-                                                     *value.shape[1:]), dtype=value.dtype)
-                  for d in draws]
-        merged_draws[key] = np.concatenate(blocks, axis=0)
-    if any(n is None for n in n_divergent):
-        n_div = None
-    else:
-        n_div = np.concatenate([np.asarray(n) for n in n_divergent])
-    return make_idata(out), merged_draws, n_div
-
-
-def select_chains(idata, keep: np.ndarray, drop_vars=()):
-    """ArviZ data holding only the chains ``keep`` (renumbered from 0) and
-    none of ``drop_vars``."""
-    from .persistence.netcdf import make_idata
-
-    out = {}
-    for name, ds in _groups(idata).items():
-        dropped = [v for v in drop_vars if v in ds.data_vars]
-        if dropped:
-            ds = ds.drop_vars(dropped)
-            used = {d for var in ds.data_vars.values() for d in var.dims}
-            ds = ds.drop_dims([d for d in ds.dims if d not in used and d != "chain"])
-        if "chain" in ds.dims:
-            ds = ds.isel(chain=keep).assign_coords(chain=np.arange(len(keep)))
-        out[name] = ds
     return make_idata(out)
 
 
 def choose(structure_of_chain: np.ndarray, chain_weights) -> tuple[int, list[float]]:
     """The structure to keep and both structures' total weights: the one
     with the larger stacking weight (the biased one, 0, on a tie; with no
-    weights, as when every chain sits in one mode, each structure weighs its
-    share of the chains)."""
+    weights, each structure weighs its share of the chains)."""
     n_chains = len(structure_of_chain)
     w = (np.full(n_chains, 1.0 / n_chains) if chain_weights is None
          else np.asarray(chain_weights, dtype=float))
     totals = [float(w[structure_of_chain == s].sum()) for s in range(len(STRUCTURES))]
     return (1 if totals[1] > totals[0] else 0), totals
-
-
-def bias_names(definition) -> list[str]:
-    """The table's variables a bias-free network does not have."""
-    kept = {v.name for v in bias_free(definition).variables()}
-    return [v.name for v in definition.variables() if v.name not in kept]

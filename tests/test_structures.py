@@ -48,48 +48,48 @@ def _part(rng, chains, names):
     return posterior_idata(draws), draws
 
 
-def test_concat_parts_fills_the_missing_variables_with_zeros():
+def test_concat_draws_fills_what_a_bias_free_part_lacks_with_zeros():
     rng = np.random.default_rng(0)
     full = {"w0": (2, 3), "b0": (3,), "sd_b0": ()}
-    idata_a, draws_a = _part(rng, 2, full)
-    idata_b, draws_b = _part(rng, 3, {"w0": (2, 3)})
-    idata, draws, n_div = structures.concat_parts(
-        [idata_a, idata_b], [draws_a, draws_b], [np.array([1, 0]), np.array([0, 2, 0])]
-    )
+    _, draws_a = _part(rng, 2, full)
+    _, draws_b = _part(rng, 3, {"w0": (2, 3)})
+    draws = structures.concat_draws([draws_a, draws_b])
     assert list(draws) == list(full)
     assert draws["w0"].shape == (5, 5, 2, 3)
     np.testing.assert_array_equal(draws["w0"][2:], draws_b["w0"])
     np.testing.assert_array_equal(draws["b0"][:2], draws_a["b0"])
     assert not draws["b0"][2:].any() and not draws["sd_b0"][2:].any()
-    np.testing.assert_array_equal(n_div, [1, 0, 0, 2, 0])
-    post = idata.posterior
-    assert list(post["chain"].values) == [0, 1, 2, 3, 4]
-    np.testing.assert_array_equal(post["w0"].values, draws["w0"])
-    np.testing.assert_array_equal(post["b0"].values, draws["b0"])
-    # a part without divergence counts makes the fit's unknown, not 0
-    assert structures.concat_parts([idata_a, idata_b], [draws_a, draws_b], [None, None])[2] is None
 
 
-def test_select_chains_keeps_chains_and_drops_variables_with_their_dims():
+def test_concat_idata_renumbers_the_chains():
     rng = np.random.default_rng(1)
-    idata, draws = _part(rng, 4, {"w0": (2, 3), "b0": (3,)})
-    out = structures.select_chains(idata, np.array([1, 3]), ["b0"])
-    post = out.posterior
-    assert list(post.data_vars) == ["w0"]
-    assert "b0_dim_0" not in post.dims
-    assert list(post["chain"].values) == [0, 1]
-    np.testing.assert_array_equal(post["w0"].values, draws["w0"][[1, 3]])
+    idata_a, draws_a = _part(rng, 2, {"w0": (2, 3)})
+    idata_b, draws_b = _part(rng, 1, {"w0": (2, 3)})
+    post = structures.concat_idata([idata_a, idata_b]).posterior
+    assert list(post["chain"].values) == [0, 1, 2]
+    np.testing.assert_array_equal(
+        post["w0"].values, np.concatenate([draws_a["w0"], draws_b["w0"]])
+    )
+    assert structures.concat_idata([idata_a]) is idata_a
 
 
-def test_bias_names_are_what_the_bias_free_table_lacks():
+def test_concat_divergences():
+    np.testing.assert_array_equal(
+        structures.concat_divergences([np.array([1, 0]), np.array([2])]), [1, 0, 2]
+    )
+    # a part without divergence counts makes the fit's unknown, not 0
+    assert structures.concat_divergences([np.array([1]), None]) is None
+
+
+def test_bias_free_drops_the_bias_variables_only():
     from skhbnn.models import HierarchicalModel
     from skhbnn.network import NetworkSpec
 
-    definition = HierarchicalModel(NetworkSpec(2, (3,), 1), 4)
-    assert structures.bias_names(definition) == [
-        "sd_b0", "sd_b1", "b0_mu", "b0_raw", "b1_mu", "b1_raw", "b0", "b1"
-    ]
-    assert structures.bias_free(definition).spec.use_bias is False
+    definition = HierarchicalModel(NetworkSpec(2, (3,), 1), 4, group_sd_prior=0.5)
+    free = structures.bias_free(definition)
+    assert free.spec.use_bias is False and free.group_sd_prior == 0.5
+    lost = {v.name for v in definition.variables()} - {v.name for v in free.variables()}
+    assert lost == {"sd_b0", "sd_b1", "b0_mu", "b0_raw", "b1_mu", "b1_raw", "b0", "b1"}
 
 
 # --------------------------------------------------------------- a fit
@@ -116,7 +116,7 @@ def test_auto_keeps_the_biases_where_groups_differ_in_intercepts(offsets_fit):
 
 def test_the_kept_structure_alone_makes_the_fit(offsets_fit):
     clf, X, y, g = offsets_fit
-    kept = 2  # 4 chains: 2 per structure
+    kept = 4  # 2 of each structure, and 2 more of the one kept
     assert {v.shape[0] for v in clf.posterior_draws_.values()} == {kept}
     assert clf.idata_.posterior.sizes["chain"] == kept
     assert clf.idata_.log_likelihood.sizes["chain"] == kept
