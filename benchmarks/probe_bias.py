@@ -14,7 +14,14 @@ and the chains' mean group sds.
   each layer's group-mean biases ``Normal(0, tau_b)`` with a learned
   ``tau_b ~ HalfNormal(bias_mu_sd)``, non-centred);
 * SEEDS: comma-separated sampler seeds.
+
+``SKHBNN_PROBE_CHAINS=4 SKHBNN_PROBE_DRAWS=500 SKHBNN_PROBE_TUNE=500`` set the
+sampler (the package defaults' 4 x (500 + 500) with those values).  Each line
+also has, per chain, the smallest bulk ESS of the predicted probabilities of
+50 test rows (``ess_p``; within the chain alone, so that chains in different
+modes do not count as unmixed).
 """
+import os
 import sys, time, json, warnings
 import numpy as np
 warnings.filterwarnings("ignore")
@@ -47,8 +54,11 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
             if isb and mode == "shared":
                 params[name] = pm.Deterministic(name, pt.broadcast_to(mu, (G, *shape)))
                 continue
-            raw = pm.Normal(f"{name}_raw", 0, 1, shape=(G, *shape))
             sd = rv[f"sdb{l}"] if (isb and mode in ("sep", "ard")) else rv[f"sd{l}"]
+            if mode == "nobias-cout" and l == spec.n_layers - 1:  # centred output layer
+                params[name] = pm.Normal(name, mu, sd, shape=(G, *shape))
+                continue
+            raw = pm.Normal(f"{name}_raw", 0, 1, shape=(G, *shape))
             params[name] = pm.Deterministic(name, mu + sd * raw)
         logits = forward(params, pt.as_tensor(X_pad), spec, xp=pt).reshape((-1, spec.n_outputs))[idx]
         if spec.n_outputs == 1:
@@ -56,17 +66,20 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
         pm.Categorical("y", logit_p=logits, observed=yo)
     return m
 
-def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5), draws=1000, tune=1000):
+def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5),
+        draws=int(os.environ.get("SKHBNN_PROBE_DRAWS", 1000)),
+        tune=int(os.environ.get("SKHBNN_PROBE_TUNE", 1000)),
+        chains=int(os.environ.get("SKHBNN_PROBE_CHAINS", 2))):
     Xtr, Xte, ytr, yte, gtr, gte = data
     classes = np.unique(ytr); K = len(classes)
     G = len(np.unique(gtr))
     spec = NetworkSpec(n_features=Xtr.shape[1], hidden_layer_sizes=hidden, n_outputs=1 if K == 2 else K,
-                       activation="tanh", use_bias=(mode != "nobias"))
+                       activation="tanh", use_bias=not mode.startswith("nobias"))
     m = build(Xtr, ytr, gtr, G, spec, mode, b_scale, b_mu_sd)
     t = time.perf_counter()
     cm = nutpie.compile_pymc_model(m, var_names=list(spec.param_shapes()) + [v.name for v in m.free_RVs if v.name.startswith("sd")])
     tc = time.perf_counter() - t
-    idata = nutpie.sample(cm, draws=draws, tune=tune, chains=2, seed=seed, target_accept=0.9, progress_bar=False)
+    idata = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=0.9, progress_bar=False)
     ts = time.perf_counter() - t - tc
     post = idata.posterior
     S = lambda a: np.asarray(a).reshape(-1, *np.asarray(a).shape[2:])
@@ -80,10 +93,16 @@ def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5), draws=1000, tune=1000
             p1 = expit(z[..., 0]).mean(0); P[sel, 1] = p1; P[sel, 0] = 1 - p1
         else:
             e = np.exp(z - z.max(-1, keepdims=True)); pr = e / e.sum(-1, keepdims=True); P[sel] = pr.mean(0)
+    from skhbnn.diagnostics import ess_bulk
+    rows = np.flatnonzero(gte == 0)[:50]
+    full = {n: np.asarray(post[n]) for n in spec.param_shapes()}  # (C, S, G, ...)
+    zr = forward({n: v[:, :, 0] for n, v in full.items()}, Xte[rows][None, None], spec, xp=np)
+    pr = expit(zr[..., 0]) if K == 2 else np.exp(zr[..., 0] - np.logaddexp.reduce(zr, axis=-1))
+    ess_p = [int(np.nanmin(ess_bulk(pr[c:c + 1]))) for c in range(pr.shape[0])]
     div = int(np.asarray(idata.sample_stats["diverging"]).sum())
     sds = {v: np.asarray(post[v]).mean(axis=1).round(3).tolist() for v in post.data_vars if v.startswith("sd")}
     depth = float(np.asarray(idata.sample_stats["depth"]).mean())
-    return dict(acc=accuracy_score(yte, classes[P.argmax(1)]), ll=log_loss(yte, P, labels=classes), t=ts, div=div, depth=depth, sds=sds)
+    return dict(acc=accuracy_score(yte, classes[P.argmax(1)]), ll=log_loss(yte, P, labels=classes), t=ts, div=div, depth=depth, sds=sds, ess_p=ess_p)
 
 if __name__ == "__main__":
     which, modes = sys.argv[1], sys.argv[2].split(",")

@@ -36,18 +36,19 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         "Thousands of groups").
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden-layer activation.
-    use_bias : bool or "auto", default="auto"
+    use_bias : bool or "auto", default=True
         Whether layers have biases (each group has its own, around group-mean
         biases).  ``use_bias=False`` with ``(5, 5)`` and tanh on two features
         is the seed's 2-5-5-1 network.  "auto": a NUTS fit shares its chains
         out between the network with biases and the one without, stacks the
-        modes of both, and keeps the structure with the larger stacking
-        weight (its chains alone make the fit; ``network_.use_bias`` and
-        ``diagnostics_["structure_weights"]`` say which and why;
+        chains of both, keeps the structure with the larger stacking weight
+        and tops it up with new chains to ``chains`` (``network_.use_bias``
+        and ``diagnostics_["structure_weights"]`` say which and why;
         :mod:`skhbnn.structures`).  Data that are symmetric about the origin,
         as the seed's are, get the bias-free network, data whose groups
-        differ in intercepts the biases (``docs/inference.md``, "Defaults").
-        With one chain, an SVI or ADVI fit, "auto" is ``True``.
+        differ in intercepts the biases (``docs/inference.md``, "With or
+        without biases").  With one chain, an SVI or ADVI fit, "auto" is
+        ``True``.
     prior_sd : float, default=1.0
         Prior sd of the group-mean weights.
     group_sd_prior : float, default=1.0
@@ -178,7 +179,7 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
         *,
         hidden_layer_sizes="auto",
         activation="tanh",
-        use_bias="auto",
+        use_bias=True,
         prior_sd=1.0,
         group_sd_prior=1.0,
         bias_group_sd_prior=None,

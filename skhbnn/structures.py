@@ -1,5 +1,6 @@
 """``use_bias="auto"``: sample the network with and without biases, keep the
-structure that stacking chooses.
+structure that stacking chooses (an option of every estimator; no default
+uses it yet, ``docs/inference.md``, "With or without biases").
 
 A network with biases contains the bias-free one (all biases 0), but the two
 posteriors are not alike: on data that are point-symmetric about the origin,
@@ -22,13 +23,16 @@ stacking to average Bayesian predictive distributions"):
    as it asked for: the fitted estimator is a fit of that structure alone
    (``network_.use_bias``), with the chains and draws of one, so that its
    diagnostics, stacking, informed and population priors, group-mean
-   networks and saved files are those of a fit of one network.  Keeping the
-   loser's chains would halve the draws the predictive is judged on (with
-   2 of 4 chains, 9 of 16 fits on the moons warned of too few effective
-   draws, ``benchmarks/README.md``, "Default fits, session 17").
+   networks and saved files are those of a fit of one network.  Keeping only
+   the winner's first chains was faster, but left fits that rest on two
+   chains, with a lower and more variable accuracy on the seed's data
+   (89.00-90.00% against 89.78-90.00% over ``random_state`` 0-9) and a worse
+   median log loss on every set of the suite, by 0.0003-0.006
+   (``benchmarks/README.md``, "Default fits, session 17").
 
 The weights of both structures are reported in ``diagnostics_``
-(``"structure_weights"``).  A leaf module (numpy and xarray only).
+(``"structure_weights"``).  The estimators' fit (:mod:`skhbnn._base`) runs the
+parts and the choice; this module holds what is independent of an estimator.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from skhbnn.datasets import make_grouped_classification, make_rotated_moons
 from skhbnn.network import forward
 from skhbnn.variational import posterior_idata
 
-AUTO = dict(draws=60, tune=60, chains=4, progressbar=False, random_state=0)
+AUTO = dict(use_bias="auto", draws=60, tune=60, chains=4, progressbar=False, random_state=0)
 
 
 # ------------------------------------------------------------ the pieces
@@ -136,14 +136,19 @@ def test_auto_is_reproducible(offsets_fit):
     )
 
 
+def test_the_default_is_the_network_with_biases():
+    assert HierarchicalBayesianMLPClassifier().use_bias is True
+
+
 def test_one_chain_and_svi_keep_the_biases(moons_groups):
     X, y, g = moons_groups
     one = HierarchicalBayesianMLPClassifier(
-        hidden_layer_sizes=(3,), draws=30, tune=30, chains=1, progressbar=False, random_state=0
+        hidden_layer_sizes=(3,), use_bias="auto", draws=30, tune=30, chains=1,
+        progressbar=False, random_state=0,
     ).fit(X, y, groups=g)
     assert one.network_.use_bias and "structure_weights" not in one.diagnostics_
     svi = HierarchicalBayesianMLPClassifier(
-        hidden_layer_sizes=(3,), inference="svi", draws=40, tune=30, chains=2,
+        hidden_layer_sizes=(3,), use_bias="auto", inference="svi", draws=40, tune=30, chains=2,
         progressbar=False, random_state=0,
     ).fit(X, y, groups=g)
     assert svi.network_.use_bias and "structure_weights" not in svi.diagnostics_
@@ -167,6 +172,11 @@ def test_a_flat_network_takes_the_structure_of_its_prior(moons_groups):
     ).fit(X[g == 0], y[g == 0])
     assert flat.network_.use_bias is False and "b0" not in flat.posterior_draws_
     assert "structure_weights" not in flat.diagnostics_
+    population = BayesianMLPClassifier(
+        hidden_layer_sizes=(3,), use_bias="auto", prior=hier.population_prior(50),
+        draws=30, tune=30, chains=2, progressbar=False, random_state=0,
+    ).fit(X[g == 0], y[g == 0])
+    assert population.network_.use_bias is False
 
 
 def test_transfer_from_an_auto_fit(offsets_fit):
@@ -184,7 +194,7 @@ def test_auto_takes_the_bias_free_network_on_the_seeds_data():
     defaults, benchmarks/README.md) and scores better on the test rows."""
     X, X_test, y, y_test, g, g_test = make_rotated_moons(random_state=31, split=True)
     clf = HierarchicalBayesianMLPClassifier(
-        draws=200, tune=200, progressbar=False, random_state=0
+        use_bias="auto", draws=200, tune=200, progressbar=False, random_state=0
     ).fit(X, y, groups=g)
     assert clf.network_.use_bias is False
     assert clf.diagnostics_["structure_weights"]["no_bias"] > 0.5
