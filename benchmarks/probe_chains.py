@@ -31,6 +31,17 @@ def chain_probabilities(clf, X, groups):
         out.append(sub.predict_proba(X, groups=groups))
     return np.stack(out)
 
+def fit_timed(X, y, groups, seed, params):
+    """A hierarchical classifier fitted at ``random_state=seed`` with
+    ``params``: ``(estimator, wall seconds, ConvergenceWarning texts)``."""
+    clf = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False, **params)
+    t = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        clf.fit(X, y, groups=groups)
+    t = time.perf_counter() - t
+    return clf, t, [str(x.message)[60:260] for x in w if "Convergence" in type(x.message).__name__]
+
 def data_of(which):
     if which == "offsets":  # the defaults suite's offsets set
         return make_grouped_classification(n_groups=40, n_features=10, random_state=0, split=True)
@@ -45,13 +56,7 @@ def main():
     kw = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     Xtr, Xte, ytr, yte, gtr, gte = data_of(which)
     for s in seeds:
-        clf = HierarchicalBayesianMLPClassifier(random_state=s, progressbar=False, **kw)
-        t = time.perf_counter()
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            clf.fit(Xtr, ytr, groups=gtr)
-        t = time.perf_counter() - t
-        warned = [str(x.message)[60:260] for x in w if "Convergence" in type(x.message).__name__]
+        clf, t, warned = fit_timed(Xtr, ytr, gtr, s, kw)
         P = clf.predict_proba(Xte, groups=gte)
         C = clf.posterior_draws_["w0"].shape[0]
         ll = np.asarray(clf.idata_.log_likelihood["y_obs"]).reshape(C, -1, len(ytr))

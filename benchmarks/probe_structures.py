@@ -19,30 +19,19 @@ DATA: a defaults-suite set (``moons-31``, ``moons-7``, ``moons-11``,
 """
 import json
 import sys
-import time
-import warnings
 
 import numpy as np
 from sklearn.metrics import log_loss
 
-from skhbnn import HierarchicalBayesianMLPClassifier
 from skhbnn.stacking import chain_loo, stacking_weights
 
 from .bench_defaults import datasets
-from .probe_chains import chain_probabilities
+from .probe_chains import chain_probabilities, fit_timed
 
 
 def _fit(data, seed, params):
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
-    clf = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False, **params)
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        clf.fit(X_tr, y_tr, groups=g_tr)
-    seconds = time.perf_counter() - start
-    warned = [str(w.message)[60:260] for w in caught
-              if "Convergence" in type(w.message).__name__]
-    return clf, seconds, warned
+    X_tr, y_tr, g_tr = data[0], data[2], data[4]
+    return fit_timed(X_tr, y_tr, g_tr, seed, params)
 
 
 def _score(clf, proba, y_te) -> dict:
@@ -66,7 +55,7 @@ def fits(data, seeds, params):
 
 
 def separate(data, seeds):
-    X_tr, X_te, y_tr, y_te, g_tr, g_te = data
+    X_te, y_tr, y_te, g_te = data[1], data[2], data[3], data[5]
     for seed in seeds:
         out, lpds, probs, names = {}, [], [], []
         for name, use_bias in (("bias", True), ("nobias", False)):

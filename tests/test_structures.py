@@ -12,8 +12,8 @@ from skhbnn import (
     BayesianMLPClassifier,
     HierarchicalBayesianMLPClassifier,
     InformedPriorTransfer,
+    structures,
 )
-from skhbnn import structures
 from skhbnn.datasets import make_grouped_classification, make_rotated_moons
 from skhbnn.network import forward
 from skhbnn.variational import posterior_idata
@@ -106,7 +106,7 @@ def offsets_fit():
 
 
 def test_auto_keeps_the_biases_where_groups_differ_in_intercepts(offsets_fit):
-    clf, X, y, g = offsets_fit
+    clf = offsets_fit[0]
     weights = clf.diagnostics_["structure_weights"]
     assert set(weights) == {"bias", "no_bias"}
     assert weights["bias"] > weights["no_bias"]
@@ -115,7 +115,7 @@ def test_auto_keeps_the_biases_where_groups_differ_in_intercepts(offsets_fit):
 
 
 def test_the_kept_structure_alone_makes_the_fit(offsets_fit):
-    clf, X, y, g = offsets_fit
+    clf = offsets_fit[0]
     kept = 4  # 2 of each structure, and 2 more of the one kept
     assert {v.shape[0] for v in clf.posterior_draws_.values()} == {kept}
     assert clf.idata_.posterior.sizes["chain"] == kept
