@@ -5,8 +5,10 @@ sampled by nutpie (2 chains x (1000 + 1000), target_accept 0.9).
 fit: test accuracy, log loss, sampling seconds, divergences, mean tree depth
 and the chains' mean group sds.
 
-* DATA: ``seed`` (the post's data, seed 31), ``moonsN`` (data seed N) or
-  ``grouped`` (``make_grouped_classification(random_state=0)``, 30% test);
+* DATA: ``seed`` (the post's data, seed 31), ``moonsN`` (data seed N),
+  ``grouped`` (``make_grouped_classification(random_state=0)``, 30% test) or
+  a defaults-suite set (``offsets``, ``multiclass``;
+  :func:`benchmarks.bench_defaults.datasets`);
 * MODES: comma-separated ``mode[:bias_sd_scale[:bias_mu_sd]]`` with mode
   ``nobias`` (no biases), ``layer`` (biases share their layer's group sd,
   skhbnn 0.1), ``sep`` (biases have their own group sd, HalfNormal(scale))
@@ -39,7 +41,7 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
         rv = {}
         for l in range(spec.n_layers):
             rv[f"sd{l}"] = pm.HalfNormal(f"sd{l}", 1.0)
-            if mode in ("sep", "ard") and spec.use_bias:
+            if mode in ("sep", "ard", "sep-cout") and spec.use_bias:
                 rv[f"sdb{l}"] = pm.HalfNormal(f"sdb{l}", b_scale)
             if mode == "ard" and spec.use_bias:
                 rv[f"sdtau{l}"] = pm.HalfNormal(f"sdtau{l}", b_mu_sd)
@@ -54,8 +56,8 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
             if isb and mode == "shared":
                 params[name] = pm.Deterministic(name, pt.broadcast_to(mu, (G, *shape)))
                 continue
-            sd = rv[f"sdb{l}"] if (isb and mode in ("sep", "ard")) else rv[f"sd{l}"]
-            if mode == "nobias-cout" and l == spec.n_layers - 1:  # centred output layer
+            sd = rv[f"sdb{l}"] if (isb and mode in ("sep", "ard", "sep-cout")) else rv[f"sd{l}"]
+            if mode.endswith("-cout") and l == spec.n_layers - 1:  # centred output layer
                 params[name] = pm.Normal(name, mu, sd, shape=(G, *shape))
                 continue
             raw = pm.Normal(f"{name}_raw", 0, 1, shape=(G, *shape))
@@ -111,6 +113,9 @@ if __name__ == "__main__":
         data = make_rotated_moons(n_groups=18, n_samples=100, random_state=31, split=True)
     elif which.startswith("moons"):
         data = make_rotated_moons(n_groups=18, n_samples=100, random_state=int(which[5:]), split=True)
+    elif which in ("offsets", "multiclass", "midsize"):
+        from benchmarks.bench_defaults import datasets
+        data = datasets()[which]
     elif which == "grouped":
         from sklearn.model_selection import train_test_split
         X, y, g = make_grouped_classification(random_state=0)
