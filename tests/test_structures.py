@@ -206,3 +206,16 @@ def test_auto_takes_the_bias_free_network_on_the_seeds_data():
     assert "b0" not in clf.idata_.posterior
     params = {k: clf.posterior_draws_[k][:, :, 0] for k in clf.network_.param_shapes()}
     assert forward(params, X[:3], clf.network_).shape[-2:] == (3, 1)
+
+
+def test_an_auto_fit_saves_and_loads(offsets_fit, tmp_path):
+    import skhbnn
+
+    clf, X, y, g = offsets_fit
+    path = tmp_path / "auto.nc"
+    clf.save(path)
+    loaded = skhbnn.load(path)
+    assert loaded.use_bias == "auto" and loaded.network_ == clf.network_
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X, groups=g), clf.predict_proba(X, groups=g)
+    )
