@@ -13,27 +13,19 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .diagnostics import (
-    RHAT_THRESHOLD,
-    invariant_diagnostics,
-    min_draws_per_chain,
-    warn_if_unreliable,
-)
-from .stacking import chain_loo, chain_modes, draw_weights, mode_stacking, stacking_weights
+from . import structures
+from .combining import PosteriorCombination
 from .inference import (
     INFERENCE_METHODS,
     SAMPLERS,
-    add_log_likelihood,
     divergences,
     fit_advi,
     posterior_arrays,
     resolve_inference,
     sample_nuts,
 )
-from .variational import fit_svi, posterior_idata, variational_diagnostics
-from . import structures
 from .network import ACTIVATIONS, NetworkSpec
-from .priors import PopulationPrior
+from .variational import fit_svi, posterior_idata
 from .validation import check_training_data, validate_X
 
 # Training rows whose predictions serve as convergence diagnostics.
@@ -48,30 +40,11 @@ _N_DIAGNOSTIC_ROWS = 50
 _NUTS_CHAINS = 4
 _SVI_RESTARTS = 8
 
-# log_likelihood="auto" stores the pointwise log-likelihood (chains x draws x
-# rows float64 values) up to this many values: 80 MB.
-_MAX_LOG_LIKELIHOOD_VALUES = 10_000_000
-# Stacking without a stored log-likelihood reads at most this many rows,
-# evenly spaced: PSIS-LOO costs ~0.6 ms per row and chain, and 2,000 rows fix
-# the weights of a few chains well (13 s of a 24 s SVI fit on 25k rows had
-# gone to 5,000 rows).
-_MAX_STACKING_ROWS = 2000
-
-
 def diagnostic_rows(n_rows: int) -> np.ndarray:
     """``_N_DIAGNOSTIC_ROWS`` training rows spread evenly over all of them
     (rows often come group by group: the first 50 would be one group's)."""
     count = min(n_rows, _N_DIAGNOSTIC_ROWS)
     return np.unique(np.linspace(0, n_rows - 1, count).round().astype(int))
-
-
-def _stacking_rows(n_rows: int, n_draws_total: int) -> np.ndarray:
-    """The training rows stacking reads without a stored log-likelihood:
-    at most ``_MAX_STACKING_ROWS``, and at most ``_MAX_LOG_LIKELIHOOD_VALUES``
-    values over ``n_draws_total`` draws, evenly spaced."""
-    n_used = max(1, min(n_rows, _MAX_STACKING_ROWS,
-                        _MAX_LOG_LIKELIHOOD_VALUES // n_draws_total))
-    return np.unique(np.linspace(0, n_rows - 1, n_used).round().astype(int))
 
 
 def store_params(est, arguments: dict) -> None:
@@ -136,7 +109,7 @@ def auto_hidden_layer_sizes(n_outputs: int) -> tuple[int, int]:
     return (width, width)
 
 
-class BaseBayesianMLP(BaseEstimator):
+class BaseBayesianMLP(PosteriorCombination, BaseEstimator):
     """Shared machinery of the classifiers and regressors; not for direct use
     (each estimator adds scikit-learn's ``ClassifierMixin`` or
     ``RegressorMixin``)."""
@@ -300,17 +273,6 @@ class BaseBayesianMLP(BaseEstimator):
         return (structures.concat_idata(idatas), structures.concat_draws(draws),
                 structures.concat_divergences(n_div), candidates[chosen])
 
-    def _chain_stacking_weights(self, draws: dict, spec, data: tuple) -> np.ndarray:
-        """Stacking weights of every chain of ``draws`` (no modes: each chain
-        its own), from the PSIS-LOO densities of at most
-        ``_MAX_STACKING_ROWS`` evenly spaced training rows."""
-        X, y, codes, _ = data
-        n_chains, n_draws = next(iter(draws.values())).shape[:2]
-        rows = _stacking_rows(X.shape[0], n_chains * n_draws)
-        values = self._pointwise(draws, spec, X, y, codes, rows)
-        lpd, _ = chain_loo(values.reshape(n_chains, n_draws, len(rows)))
-        return stacking_weights(lpd)
-
     def _pointwise(self, draws: dict, spec, X, y, codes, rows) -> np.ndarray:
         """``log p(y_i | theta)`` of the training rows ``rows`` over the
         flattened ``draws``, shape ``(chain * draw, len(rows))`` (each
@@ -361,94 +323,6 @@ class BaseBayesianMLP(BaseEstimator):
 
     def _fit_atomically(self, fit_fn):
         return fit_atomically(self, fit_fn)
-
-    def _finish_fit(self, idata, n_rows: int, pointwise, invariants, n_divergent) -> None:
-        """After sampling: the pointwise log-likelihood, the chains' weights,
-        the diagnostics.
-
-        ``pointwise(rows)`` computes ``log p(y_i | theta)`` of the training
-        rows ``rows`` over the flattened draws, shape ``(chain * draw,
-        len(rows))``.  It is stored in ``idata`` as its ``log_likelihood``
-        group (``az.loo``, ``az.compare``) always, never, or (``"auto"``)
-        when it holds at most ``_MAX_LOG_LIKELIHOOD_VALUES`` values; with
-        ``combine_chains="stacking"`` and several chains the same values give
-        the chains' stacking weights (:mod:`skhbnn.stacking`); not stored,
-        they are computed for at most ``_MAX_STACKING_ROWS`` evenly spaced
-        rows.
-        """
-        n_chains, n_draws = (idata.posterior.sizes[d] for d in ("chain", "draw"))
-        store = self.log_likelihood
-        if store == "auto":
-            store = n_chains * n_draws * n_rows <= _MAX_LOG_LIKELIHOOD_VALUES
-        rows = np.arange(n_rows) if store else _stacking_rows(n_rows, n_chains * n_draws)
-        cache = {}
-
-        def values():  # computed once, on first use
-            if "values" not in cache:
-                cache["values"] = pointwise(rows).reshape(n_chains, n_draws, len(rows))
-            return cache["values"]
-
-        if store:
-            add_log_likelihood(idata, values())
-        combination = self._combination()
-        self.chain_weights_, modes, loo = self._stacking(invariants, values, combination)
-        self._set_diagnostics(invariants, n_divergent, modes, loo, combination,
-                              self.__dict__.pop("_structure_weights", None))
-
-    def _stacking(self, invariants: dict, values, combination: str):
-        """``(chain_weights, modes, loo)`` of the fitted chains: the chains'
-        modes when there are several chains and they are stacked (or form a
-        population prior), stacking weights when there are several modes
-        (``values()``: the pointwise log-likelihood the weights are fitted
-        to)."""
-        n_chains = np.shape(invariants[self._MODE_INVARIANT])[0]
-        modes = None
-        if combination in ("stacking", "population") and n_chains > 1:
-            # modes as prediction sees them: chains that predict alike are one
-            key = self._MODE_INVARIANT
-            modes = chain_modes({key: invariants[key]}, RHAT_THRESHOLD,
-                                min_draws_per_chain(self.inference_))
-        if combination == "stacking" and modes is not None and modes.max() > 0:
-            weights, loo = mode_stacking(values(), modes)
-            return weights, modes, loo
-        return None, modes, None
-
-    def _combination(self) -> str:
-        """How prediction combines the chains: ``combine_chains``, its
-        "auto" resolved (see the estimators' docstrings)."""
-        if self.combine_chains != "auto":
-            return self.combine_chains
-        if isinstance(getattr(self, "prior", None), PopulationPrior):
-            return "population"
-        return "stacking"
-
-    def _draw_weights(self):
-        """Each flattened draw's weight in prediction, or ``None`` (equal)."""
-        weights = getattr(self, "chain_weights_", None)
-        if weights is None:
-            return None
-        return draw_weights(weights, next(iter(self.posterior_draws_.values())).shape[1])
-
-    def _set_diagnostics(self, invariants: dict, n_divergent, modes=None, loo=None,
-                         combination=None, structure_weights=None) -> None:
-        if self.inference_ == "advi":
-            self.diagnostics_ = None
-            return
-        self.diagnostics_ = invariant_diagnostics(
-            invariants, n_divergent, getattr(self, "chain_weights_", None), modes, loo,
-            combination="population" if combination == "population" else None,
-            min_draws=min_draws_per_chain(self.inference_),
-        )
-        if structure_weights is not None:  # use_bias="auto" (skhbnn.structures)
-            self.diagnostics_["structure_weights"] = dict(
-                zip(structures.STRUCTURES, (round(w, 4) for w in structure_weights))
-            )
-        if self.inference_ == "svi":
-            info = self.__dict__.pop("_variational")
-            self.diagnostics_.update(variational_diagnostics(
-                info, getattr(self, "chain_weights_", None), self.diagnostics_["n_draws"]
-            ))
-        warn_if_unreliable(self.diagnostics_, type(self).__name__)
 
     @staticmethod
     def _new_seed(random_state) -> int:

@@ -81,14 +81,9 @@ class _BaseTransfer(MetaEstimatorMixin, BaseEstimator):
             return (est._check_hidden_layer_sizes(n_outputs) if k == "hidden_layer_sizes"
                     else est.get_params()[k])
 
-        def auto_bias(k):  # use_bias="auto" on either side: the prior's structure decides
-            return k == "use_bias" and "auto" in (
-                str(template.get_params()[k]), str(hier.get_params()[k]))
-
-        mismatch = [
-            k for k in _STRUCTURE_PARAMS
+        mismatch = [  # use_bias="auto" on either side matches: the prior decides
+            k for k in _STRUCTURE_PARAMS if "auto" not in (str(value(template, k)), str(value(hier, k)))
             # atleast_1d: (5,) and 5 are the same layers; (5,) vs (5, 5) must not broadcast.
-            if not auto_bias(k)
             and not np.array_equal(np.atleast_1d(value(template, k)), np.atleast_1d(value(hier, k)))
         ]
         if mismatch:

@@ -7,7 +7,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-import skhbnn._base
+import skhbnn.combining
 from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier, InformedPriorTransfer
 from skhbnn.network import NetworkSpec, forward
 
@@ -123,7 +123,7 @@ def test_log_likelihood_can_be_turned_off_and_is_off_when_large(moons_groups, mo
     X, y, g = moons_groups
     off = BayesianMLPClassifier(hidden_layer_sizes=(3,), log_likelihood=False, **TINY).fit(X, y)
     assert "log_likelihood" not in _groups(off.idata_)
-    monkeypatch.setattr(skhbnn._base, "_MAX_LOG_LIKELIHOOD_VALUES", TINY["draws"] * len(y) - 1)
+    monkeypatch.setattr(skhbnn.combining, "_MAX_LOG_LIKELIHOOD_VALUES", TINY["draws"] * len(y) - 1)
     auto = BayesianMLPClassifier(hidden_layer_sizes=(3,), **TINY).fit(X, y)
     assert "log_likelihood" not in _groups(auto.idata_)
     forced = BayesianMLPClassifier(hidden_layer_sizes=(3,), log_likelihood=True, **TINY).fit(X, y)
