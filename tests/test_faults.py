@@ -143,7 +143,11 @@ HOWS = (
 # 3.12 alike, while passing on their own), so the case runs where a user's
 # Ctrl-C does: in a process of its own.
 _REAL_SIGINT = """
-import _thread, sys, threading, warnings
+import _thread, signal, sys, threading, warnings
+# A user's Python turns Ctrl-C into KeyboardInterrupt.  A process started in
+# the background by a non-interactive shell (as .ci/run starts the suites)
+# inherits SIGINT ignored, and Python then installs no handler at all.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np, nutpie
 from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
 from skhbnn.datasets import make_rotated_moons
