@@ -219,3 +219,16 @@ def test_an_auto_fit_saves_and_loads(offsets_fit, tmp_path):
     np.testing.assert_array_equal(
         loaded.predict_proba(X, groups=g), clf.predict_proba(X, groups=g)
     )
+
+
+def test_fit_new_group_from_an_auto_fit(offsets_fit):
+    import copy
+
+    clf, X, y, g = offsets_fit
+    hier = copy.deepcopy(clf)
+    rows = np.flatnonzero(g == 0)[:12]
+    hier.fit_new_group(X[rows], y[rows], group="new")
+    flat = hier.new_group_estimators_["new"]
+    assert flat.network_.use_bias == clf.network_.use_bias
+    proba = hier.predict_proba(X[rows], groups=["new"] * len(rows))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
