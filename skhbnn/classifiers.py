@@ -39,9 +39,10 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         Hidden-layer activation.
     use_bias : bool or "auto", default=True
         Whether layers have biases.  ``use_bias=False`` with ``(5, 5)`` and
-        tanh on two features is the seed's 2-5-5-1 network.  ``"auto"``: with a ``prior``, the structure it was built for;
-        without one, a NUTS fit samples both and keeps the one stacking
-        prefers (see :class:`HierarchicalBayesianMLPClassifier`).
+        tanh on two features is the seed's 2-5-5-1 network.  ``"auto"``: with
+        a ``prior``, the structure it was built for; without one, a NUTS fit
+        samples both and keeps the one stacking prefers (see
+        :class:`HierarchicalBayesianMLPClassifier`).
     prior_sd : float, default=1.0
         Standard deviation of the isotropic Normal prior on every weight
         (ignored when ``prior`` is given).

@@ -119,9 +119,10 @@ class BayesianMLPRegressor(_BaseRegressor):
     activation : {"tanh", "relu", "logistic", "identity"}, default="tanh"
         Hidden-layer activation.
     use_bias : bool or "auto", default=True
-        Whether layers have biases.  ``"auto"``: with a ``prior``, the structure it was built for;
-        without one, a NUTS fit samples both and keeps the one stacking
-        prefers (see :class:`HierarchicalBayesianMLPClassifier`).
+        Whether layers have biases.  ``"auto"``: with a ``prior``, the
+        structure it was built for; without one, a NUTS fit samples both and
+        keeps the one stacking prefers (see
+        :class:`HierarchicalBayesianMLPClassifier`).
     prior_sd : float, default=1.0
         Standard deviation of the isotropic Normal prior on every weight
         (ignored when ``prior`` is given).

@@ -63,13 +63,6 @@ def part_seed(seed: int, part: int) -> int:
     return int(np.random.default_rng([int(seed), part]).integers(np.iinfo(np.int32).max))
 
 
-def _groups(idata) -> dict:
-    """``{group: xarray.Dataset}`` of ArviZ 0.x InferenceData or a DataTree."""
-    if hasattr(idata, "children"):  # xarray DataTree (ArviZ 1.x)
-        return {name: node.to_dataset() for name, node in idata.children.items()}
-    return {name: getattr(idata, name) for name in idata.groups()}
-
-
 def concat_draws(draws: list[dict]) -> dict:
     """Posterior draws of several parts, their chains in order.  A variable
     the first part has and a later one lacks (a bias-free part's biases, their
@@ -101,9 +94,9 @@ def concat_idata(idatas: list):
         return idatas[0]
     import xarray as xr
 
-    from .persistence.netcdf import make_idata
+    from .persistence.netcdf import idata_groups, make_idata
 
-    parts = [_groups(i) for i in idatas]
+    parts = [idata_groups(i) for i in idatas]
     out = {}
     for name, first in parts[0].items():
         datasets = [p.get(name) for p in parts]
