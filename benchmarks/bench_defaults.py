@@ -33,11 +33,14 @@ for the part below) runs only those.
 
 First, the post's data at the defaults over ``random_state`` 0..9, each fit
 timed next to the bias-free network at the 0.1 defaults
-(:func:`run_seed_targets`).
+(:func:`run_seed_targets`).  ``SKHBNN_SEED_PARAMS='{"use_bias": "auto"}'``
+(JSON) fits that setting in place of the defaults there, against the same
+baseline in the same run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -214,9 +217,10 @@ def run_seed_targets(seeds=range(10), quick: bool = False) -> dict:
     data = datasets()["moons-31"]
     X_tr, X_te, y_tr, y_te, g_tr, g_te = data
     baseline = dict(use_bias=False, chains=2, draws=1000, tune=1000)
+    setting = json.loads(os.environ.get("SKHBNN_SEED_PARAMS", "{}"))
     out = {"defaults": [], "baseline": []}
     for seed in seeds:
-        for key, params in (("defaults", {}), ("baseline", baseline)):
+        for key, params in (("defaults", setting), ("baseline", baseline)):
             if quick:
                 params = {**params, **QUICK}
             clf = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False, **params)
@@ -228,7 +232,8 @@ def run_seed_targets(seeds=range(10), quick: bool = False) -> dict:
                   f"  warned {res['warned']}  biases {int(clf.network_.use_bias)}", flush=True)
     ratio = [b["fit_s"] / d["fit_s"] for d, b in zip(out["defaults"], out["baseline"])]
     ratio_cpu = [b["fit_cpu_s"] / d["fit_cpu_s"] for d, b in zip(out["defaults"], out["baseline"])]
-    row("seed data: defaults", _summary(out["defaults"]))
+    row(f"seed data: defaults{' + ' + json.dumps(setting) if setting else ''}",
+        _summary(out["defaults"]))
     row("seed data: use_bias=False, 2 x (1000 + 1000)", _summary(out["baseline"]))
     row("baseline / defaults fit time (median, wall / CPU)",
         f"{np.median(ratio):.2f}x / {np.median(ratio_cpu):.2f}x; mean fit "
