@@ -6,6 +6,8 @@ over random architectures)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,45 @@ def test_abi_stamp_covers_the_slot_table_and_the_kernel_sources():
 
     assert set(abi._SOURCES) == {"abi.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py"}
     assert 0 < abi.ABI_STAMP < 2**63
+
+
+def test_dependent_caches_are_deleted_when_the_kernel_sources_changed(tmp_path):
+    """numba keys a cached function on its own file only: code of cfuncs,
+    mixture and svi_step cached under other kernel sources (another stamp)
+    is deleted before it can load; density's own (keyed on its source) and
+    other files stay, and the stamp is recorded."""
+    from skhbnn.kernels import abi
+
+    names = ["cfuncs.hierarchical_logp-165.py312.nbi", "cfuncs.hierarchical_logp-165.py312.1.nbc",
+             "mixture.mixture_logp_grad-30.py312.nbi", "svi_step.hierarchical_steps-90.py312.nbi",
+             "density._activate-51.py312.nbi", "other.txt"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    stamp = abi._stamp_file(tmp_path)
+    stamp.write_text(str(abi.ABI_STAMP ^ 1))
+    abi.refresh_dependent_caches(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["density._activate-51.py312.nbi", "other.txt", stamp.name])
+    assert stamp.read_text() == str(abi.ABI_STAMP)
+    # with the stamp current, a cache written since stays
+    (tmp_path / names[0]).write_text("x")
+    abi.refresh_dependent_caches(tmp_path)
+    assert (tmp_path / names[0]).exists()
+    # no stamp at all (a cache from before the stamp file existed): deleted
+    stamp.unlink()
+    abi.refresh_dependent_caches(tmp_path)
+    assert not (tmp_path / names[0]).exists() and stamp.exists()
+    # force (a stale callback found loaded): deleted, and the stamp with it
+    (tmp_path / names[0]).write_text("x")
+    abi.refresh_dependent_caches(tmp_path, force=True)
+    assert not (tmp_path / names[0]).exists() and not stamp.exists()
+
+
+def test_the_kernel_cache_folder_holds_the_callbacks_cache():
+    """The stamp sits where numba caches the callbacks themselves."""
+    from skhbnn.kernels import abi, cfuncs
+
+    folder = abi._cache_folder()
+    assert folder is not None
+    assert folder == Path(cfuncs.hierarchical_logp._cache._cache_path)
+    assert abi._stamp_file(folder).read_text() == str(abi.ABI_STAMP)

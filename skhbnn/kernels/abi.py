@@ -13,12 +13,21 @@ would read the header with the old layout: wrong pointers, not an error.  The
 stamp prevents that: it hashes this file and the kernels' sources, the
 Python side writes it into every header, and each callback, which compiled
 the stamp in as a constant, returns :data:`STALE` when they differ.
-:func:`skhbnn.kernels.problem.callbacks` then recompiles the callbacks.
+
+Recompiling in a process that has already loaded the stale machine code does
+not help: the new callbacks link the old, same-named symbols (measured: the
+first process after a change of ``density.py`` computed the old gradient,
+the next one the new).  So :func:`refresh_dependent_caches`, which
+``density.py`` runs on import, before any module that inlines it loads its
+cache, compares a stamp file beside numba's cache with :data:`ABI_STAMP`
+and deletes the cached code of those modules where it differs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from pathlib import Path
 
 # Header slots shared by both kinds of model (W: each row's likelihood weight;
@@ -62,3 +71,57 @@ def _stamp() -> int:
 
 
 ABI_STAMP = _stamp()
+
+
+# Modules whose compiled code inlines density.py's functions: numba checks only
+# their own source file, so their caches can hold code of other kernel sources.
+_DEPENDENT = ("cfuncs.", "mixture.", "svi_step.")
+_refreshed = False
+
+
+def _cache_folder() -> Path | None:
+    """The folder numba caches this package's kernels in (all the kernel
+    modules share it); ``None`` where numba has none to offer."""
+    try:
+        from numba.core.caching import FunctionCache
+
+        return Path(FunctionCache(_stamp)._cache_path)
+    except Exception:  # no usable cache locator: numba caches nothing here
+        return None
+
+
+def _stamp_file(folder: Path) -> Path:
+    return folder / f"skhbnn-kernels.py{sys.version_info[0]}{sys.version_info[1]}.stamp"
+
+
+def refresh_dependent_caches(folder: Path | None = None, force: bool = False) -> None:
+    """Delete numba's cached code of the modules that inline the kernels
+    (``cfuncs``, ``mixture``, ``svi_step``) when it was written for other
+    kernel sources than this process's (the stamp file beside it differs from
+    :data:`ABI_STAMP`), or always with ``force``; then record the stamp.
+    Once per process unless ``folder`` or ``force`` is given; a folder that
+    cannot be read or written is left as it is (numba then recompiles or
+    fails on its own terms)."""
+    global _refreshed
+    if folder is None and not force:
+        if _refreshed:
+            return
+        _refreshed = True
+    folder = folder if folder is not None else _cache_folder()
+    if folder is None or not folder.is_dir():
+        return
+    stamp = _stamp_file(folder)
+    try:
+        if not force and stamp.is_file() and stamp.read_text().strip() == str(ABI_STAMP):
+            return
+        for entry in os.listdir(folder):
+            if entry.startswith(_DEPENDENT) and entry.endswith((".nbi", ".nbc")):
+                (folder / entry).unlink(missing_ok=True)
+        if force:
+            stamp.unlink(missing_ok=True)
+        else:
+            tmp = folder / f"{stamp.name}.{os.getpid()}.tmp"
+            tmp.write_text(str(ABI_STAMP))
+            os.replace(tmp, stamp)
+    except OSError:
+        pass

@@ -35,6 +35,12 @@ import math
 import numpy as np
 from numba import njit
 
+from .abi import refresh_dependent_caches
+
+# before cfuncs, mixture or svi_step (each imports this module first) load
+# cached code compiled from other kernel sources (skhbnn.kernels.abi)
+refresh_dependent_caches()
+
 # No fastmath: with reassociation, the machine code numba loads from its
 # cache rounded differently from the code it had just compiled (LLVM
 # vectorised the reductions differently), so the first process after an

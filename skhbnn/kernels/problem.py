@@ -5,13 +5,12 @@
 (called through their ``build_kernel``); the posterior variables the expand
 callback writes are the definition's variable table, in its order.  The
 callbacks themselves are loaded by :func:`callbacks`, which checks their ABI
-stamp (:mod:`skhbnn.kernels.abi`) and recompiles a stale numba cache.
+stamp (:mod:`skhbnn.kernels.abi`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib
 import math
 import threading
 from dataclasses import dataclass
@@ -324,33 +323,25 @@ def _stale(module) -> bool:
 
 def callbacks() -> dict:
     """``{kind: (logp cfunc, expand cfunc)}``, compiled (or loaded from
-    numba's cache) on first use; a cache with another ABI stamp is flushed
-    and the callbacks recompiled, never used."""
+    numba's cache) on first use; callbacks with another ABI stamp are never
+    used (:func:`skhbnn.kernels.abi.refresh_dependent_caches` deletes such a
+    cache before it loads; one found loaded anyway raises)."""
     global _CALLBACKS
     with _LOCK:
         if _CALLBACKS is None:
             from . import cfuncs
 
             if _stale(cfuncs):
-                # numba keys a function's cache on its own source file: the
-                # mixture kernel and the SVI steps, compiled with density.py's
-                # functions inlined, would load their old machine code too, so
-                # they are flushed and recompiled with the callbacks.
-                from . import mixture, svi_step
-
-                for names in _NAMES.values():
-                    for name in names:
-                        getattr(cfuncs, name)._cache.flush()
-                mixture.mixture_logp_grad._cache.flush()
-                svi_step.hierarchical_steps._cache.flush()
-                importlib.reload(mixture)
-                importlib.reload(svi_step)
-                cfuncs = importlib.reload(cfuncs)
-                if _stale(cfuncs):
-                    raise StaleKernelError(
-                        "skhbnn's kernels could not be recompiled for the current "
-                        "header layout; set NUMBA_CACHE_DIR to an empty folder."
-                    )
+                # abi.refresh_dependent_caches should have deleted this code
+                # before it loaded (e.g. a cache copied in from elsewhere).
+                # Recompiling here would link the stale symbols this process
+                # has loaded, so clear the cache for the next process instead.
+                abi.refresh_dependent_caches(force=True)
+                raise StaleKernelError(
+                    "skhbnn's kernels were loaded from a numba cache compiled from other "
+                    "sources; the cache is now cleared: restart the Python process (or "
+                    "set NUMBA_CACHE_DIR to an empty folder)."
+                )
             _CALLBACKS = {
                 kind: (getattr(cfuncs, logp), getattr(cfuncs, expand))
                 for kind, (logp, expand) in _NAMES.items()
