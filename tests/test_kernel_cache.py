@@ -3,9 +3,15 @@
 numba invalidates a cached function only when its own source file changes:
 after an edit of ``skhbnn/kernels/density.py`` or of the header slots in
 ``skhbnn/kernels/abi.py``, the cached callbacks of ``cfuncs.py`` would still
-load, with the old kernels or the old header layout compiled in.  The ABI
-stamp makes them answer ``STALE``; :func:`skhbnn.kernels.problem.callbacks`
-must then flush that cache and recompile.
+load, with the old kernels or the old header layout compiled in.  A stamp
+file beside the cache (:func:`skhbnn.kernels.abi.refresh_dependent_caches`,
+run on ``density.py``'s import) has that cache deleted before it loads, so
+the callbacks are compiled afresh.  Recompiling after the stale code has
+loaded is not enough: the new callbacks can link the loaded, same-named
+stale symbols (an edit that moved ``density.py``'s functions to other lines
+computed the old gradient that way), so a stale callback found loaded
+anyway raises :class:`~skhbnn.kernels.problem.StaleKernelError` and clears
+the cache for the next process.
 
 Each test copies the ``skhbnn`` package to a temporary folder and runs fresh
 interpreters on the copy (``PYTHONPATH`` plus ``sys.path``, checked through
@@ -18,6 +24,7 @@ reloaded, cache hits).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -158,30 +165,56 @@ def test_unmodified_copy_loads_the_callbacks_from_the_cache(copy, tmp_path):
     np.testing.assert_array_equal(again, values)
 
 
-@pytest.mark.slow
-def test_edited_kernels_with_a_stale_cache_recompile(copy, tmp_path):
-    """density.py changed, cfuncs.py not: numba would load the old
-    callbacks; the stamp makes skhbnn recompile them with the new kernels."""
-    root, package, cache, first, values = copy
-    # tanh(a) becomes a different function: every logp and gradient changes
-    _edit(package / "kernels" / "density.py", "e = math.exp(-2.0 * abs(x))",
-          "e = math.exp(-2.25 * abs(x))")
-    info, stale_run = _run(root, cache, tmp_path / "stale.npy")
+def _stamp_of(package: Path) -> int:
+    """The ABI stamp of the kernels' sources in ``package`` (abi.py imports
+    nothing from skhbnn, so it loads on its own)."""
+    spec = importlib.util.spec_from_file_location("copied_abi", package / "kernels" / "abi.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ABI_STAMP
+
+
+def _check_recompiled(root, cache, tmp_path, first, values, name):
+    """After an edit: the run compiled the callbacks afresh (no stale code
+    loaded, nothing reloaded), computes what a run on an empty cache
+    computes, and a further run loads that from the cache."""
+    info, edited = _run(root, cache, tmp_path / f"{name}.npy")
     assert info["stamp"] != first["stamp"]
-    assert info["stale_at_first"]  # numba loaded the old callbacks ...
-    assert info["reloaded"] == list(_NAMES)  # ... and skhbnn recompiled them
-    assert set(info["cache_hits"].values()) == {0}
-    assert not np.array_equal(stale_run, values)
-
-    fresh, fresh_values = _run(root, tmp_path / "empty-cache", tmp_path / "fresh.npy")
+    assert not info["stale_at_first"]  # the stale cache was deleted before it loaded
+    assert info["reloaded"] == []
+    assert set(info["cache_hits"].values()) == {0}  # compiled
+    fresh, fresh_values = _run(root, tmp_path / f"empty-cache-{name}", tmp_path / "fresh.npy")
     assert not fresh["stale_at_first"] and fresh["reloaded"] == []
-    np.testing.assert_array_equal(stale_run, fresh_values)
-
-    # the recompiled callbacks replaced the stale cache entries
+    np.testing.assert_array_equal(edited, fresh_values)
     info, loaded = _run(root, cache, tmp_path / "loaded.npy")
     assert not info["stale_at_first"] and info["reloaded"] == []
     assert set(info["cache_hits"].values()) == {1}
     np.testing.assert_array_equal(loaded, fresh_values)
+    return edited
+
+
+@pytest.mark.slow
+def test_edited_kernels_with_a_stale_cache_recompile(copy, tmp_path):
+    """density.py changed, cfuncs.py not: numba would load the old
+    callbacks; they are compiled with the new kernels instead.  The edit also
+    moves density.py's functions down by two lines (numba names their cache
+    files by line), the case in which recompiling after the stale callbacks
+    had loaded computed the old numbers."""
+    root, package, cache, first, values = copy
+    density = package / "kernels" / "density.py"
+    original = density.read_text()
+    # tanh(a) becomes a different function: every logp and gradient changes
+    _edit(density, "e = math.exp(-2.0 * abs(x))", "e = math.exp(-2.25 * abs(x))")
+    _edit(density, "import math\n", "import math\n\n# moved\n")
+    edited = _check_recompiled(root, cache, tmp_path, first, values, "edited")
+    assert not np.array_equal(edited, values)
+    # back to the first sources, whose density functions are still cached:
+    # before the stamp file, this run loaded the edited callbacks, found them
+    # stale, recompiled them, and computed the edited numbers again
+    density.write_text(original)
+    info, back = _run(root, cache, tmp_path / "back.npy")
+    assert info["stamp"] == first["stamp"] and not info["stale_at_first"]
+    np.testing.assert_array_equal(back, values)
 
 
 @pytest.mark.slow
@@ -191,9 +224,25 @@ def test_new_header_slots_with_a_stale_cache_recompile(copy, tmp_path):
     instead, and compute what the old layout computed with the old code."""
     root, package, cache, first, values = copy
     _swap_slots(package / "kernels" / "abi.py", "N_ROWS", "N_FEATURES")
-    info, stale_run = _run(root, cache, tmp_path / "stale.npy")
-    assert info["stamp"] != first["stamp"]
-    assert info["stale_at_first"]
-    assert info["reloaded"] == list(_NAMES)
-    assert set(info["cache_hits"].values()) == {0}
-    np.testing.assert_array_equal(stale_run, values)
+    edited = _check_recompiled(root, cache, tmp_path, first, values, "slots")
+    np.testing.assert_array_equal(edited, values)
+
+
+@pytest.mark.slow
+def test_stale_callbacks_loaded_anyway_raise_and_clear_the_cache(copy, tmp_path):
+    """A stamp file that claims the current sources over a stale cache (one
+    copied in from elsewhere): the stale callbacks load, are caught by their
+    ABI stamp, and the fit stops with StaleKernelError instead of running
+    them; the cache is cleared, so the next process compiles afresh."""
+    root, package, cache, first, values = copy
+    _edit(package / "kernels" / "density.py", "e = math.exp(-2.0 * abs(x))",
+          "e = math.exp(-2.25 * abs(x))")
+    (stamp_file,) = cache.rglob("skhbnn-kernels.*.stamp")
+    stamp_file.write_text(str(_stamp_of(package)))
+    with pytest.raises(AssertionError, match="StaleKernelError.*restart the Python process"):
+        _run(root, cache, tmp_path / "stale.npy")
+    assert not stamp_file.exists() and not any(cache.rglob("*cfuncs*.nbi"))
+    info, after = _run(root, cache, tmp_path / "after.npy")
+    assert not info["stale_at_first"] and set(info["cache_hits"].values()) == {0}
+    fresh, fresh_values = _run(root, tmp_path / "empty-cache", tmp_path / "fresh.npy")
+    np.testing.assert_array_equal(after, fresh_values)
