@@ -165,6 +165,11 @@ def test_unmodified_copy_loads_the_callbacks_from_the_cache(copy, tmp_path):
     np.testing.assert_array_equal(again, values)
 
 
+def _change_tanh(density: Path) -> None:
+    """tanh(a) becomes a different function: every logp and gradient changes."""
+    _edit(density, "e = math.exp(-2.0 * abs(x))", "e = math.exp(-2.25 * abs(x))")
+
+
 def _stamp_of(package: Path) -> int:
     """The ABI stamp of the kernels' sources in ``package`` (abi.py imports
     nothing from skhbnn, so it loads on its own)."""
@@ -174,7 +179,7 @@ def _stamp_of(package: Path) -> int:
     return module.ABI_STAMP
 
 
-def _check_recompiled(root, cache, tmp_path, first, values, name):
+def _check_recompiled(root, cache, tmp_path, first, name):
     """After an edit: the run compiled the callbacks afresh (no stale code
     loaded, nothing reloaded), computes what a run on an empty cache
     computes, and a further run loads that from the cache."""
@@ -203,10 +208,9 @@ def test_edited_kernels_with_a_stale_cache_recompile(copy, tmp_path):
     root, package, cache, first, values = copy
     density = package / "kernels" / "density.py"
     original = density.read_text()
-    # tanh(a) becomes a different function: every logp and gradient changes
-    _edit(density, "e = math.exp(-2.0 * abs(x))", "e = math.exp(-2.25 * abs(x))")
+    _change_tanh(density)
     _edit(density, "import math\n", "import math\n\n# moved\n")
-    edited = _check_recompiled(root, cache, tmp_path, first, values, "edited")
+    edited = _check_recompiled(root, cache, tmp_path, first, "edited")
     assert not np.array_equal(edited, values)
     # back to the first sources, whose density functions are still cached:
     # before the stamp file, this run loaded the edited callbacks, found them
@@ -224,7 +228,7 @@ def test_new_header_slots_with_a_stale_cache_recompile(copy, tmp_path):
     instead, and compute what the old layout computed with the old code."""
     root, package, cache, first, values = copy
     _swap_slots(package / "kernels" / "abi.py", "N_ROWS", "N_FEATURES")
-    edited = _check_recompiled(root, cache, tmp_path, first, values, "slots")
+    edited = _check_recompiled(root, cache, tmp_path, first, "slots")
     np.testing.assert_array_equal(edited, values)
 
 
@@ -235,8 +239,7 @@ def test_stale_callbacks_loaded_anyway_raise_and_clear_the_cache(copy, tmp_path)
     ABI stamp, and the fit stops with StaleKernelError instead of running
     them; the cache is cleared, so the next process compiles afresh."""
     root, package, cache, first, values = copy
-    _edit(package / "kernels" / "density.py", "e = math.exp(-2.0 * abs(x))",
-          "e = math.exp(-2.25 * abs(x))")
+    _change_tanh(package / "kernels" / "density.py")
     (stamp_file,) = cache.rglob("skhbnn-kernels.*.stamp")
     stamp_file.write_text(str(_stamp_of(package)))
     with pytest.raises(AssertionError, match="StaleKernelError.*restart the Python process"):
@@ -244,5 +247,5 @@ def test_stale_callbacks_loaded_anyway_raise_and_clear_the_cache(copy, tmp_path)
     assert not stamp_file.exists() and not any(cache.rglob("*cfuncs*.nbi"))
     info, after = _run(root, cache, tmp_path / "after.npy")
     assert not info["stale_at_first"] and set(info["cache_hits"].values()) == {0}
-    fresh, fresh_values = _run(root, tmp_path / "empty-cache", tmp_path / "fresh.npy")
+    _, fresh_values = _run(root, tmp_path / "empty-cache", tmp_path / "fresh.npy")
     np.testing.assert_array_equal(after, fresh_values)
