@@ -207,3 +207,37 @@ def test_the_kernel_cache_folder_holds_the_callbacks_cache():
     assert folder is not None
     assert folder == Path(cfuncs.hierarchical_logp._cache._cache_path)
     assert abi._stamp_file(folder).read_text() == str(abi.ABI_STAMP)
+
+
+def test_vectorised_exp_is_within_one_ulp_of_libm():
+    from skhbnn.kernels.density import _exp_nonpositive
+
+    z = np.r_[np.linspace(-40.0, 0.0, 200_001), -np.logspace(-300, 1.6, 2001), 0.0, -0.0]
+    ours = np.array([_exp_nonpositive(v) for v in z])
+    ulps = np.abs(ours.view(np.int64) - np.exp(z).view(np.int64))
+    assert ulps.max() <= 1
+    assert (ulps == 0).mean() > 0.8  # mostly the same bits
+
+
+@pytest.mark.parametrize("bias,n_out", [(False, 1), (True, 1), (True, 3)])
+def test_fast_tanh_gives_the_same_density_and_gradient(bias, n_out):
+    """The variational path's tanh (abi.FAST_TANH) against libm's, at points
+    whose pre-activations span saturation (|a| > 20), 0 and NaN-free values."""
+    from skhbnn.kernels import abi
+    from skhbnn.kernels.problem import with_fast_tanh
+
+    spec = NetworkSpec(2, (4, 3), n_out, "tanh", use_bias=bias)
+    rng, X, y, codes = _data(n_out, seed=4)
+    problem = hierarchical_problem(spec, X * 10, y, codes, N_GROUPS)
+    fast = with_fast_tanh(problem)
+    assert int(fast.header[abi.ACT]) == abi.FAST_TANH
+    assert int(problem.header[abi.ACT]) == abi.ACTIVATION_CODES["tanh"]  # not changed in place
+    for scale in (0.1, 1.0, 3.0):
+        x = rng.normal(size=problem.n_dim) * scale
+        logp, grad = problem.logp_grad(x)
+        logp_f, grad_f = fast.logp_grad(x)
+        assert logp_f == pytest.approx(logp, rel=1e-13)
+        np.testing.assert_allclose(grad_f, grad, rtol=1e-11, atol=1e-12)
+    # other activations are left alone
+    relu = hierarchical_problem(NetworkSpec(2, (3,), 1, "relu"), X, y, codes, N_GROUPS)
+    assert with_fast_tanh(relu) is relu

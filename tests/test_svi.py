@@ -187,6 +187,28 @@ def test_an_unconverged_fit_warns(monkeypatch, grouped):
     assert est.diagnostics_["svi_converged"] == [False, False]
 
 
+def test_the_variational_path_runs_the_vectorised_tanh(monkeypatch, grouped):
+    """SVI's steps and its warm start evaluate abi.FAST_TANH (the same
+    values as libm's tanh to 2e-16, tests/test_density.py); NUTS keeps
+    libm's, whose last bits its trajectories depend on."""
+    from skhbnn.kernels import abi
+
+    seen = []
+    real = skhbnn.variational.with_fast_tanh
+
+    def spy(problem):
+        out = real(problem)
+        seen.append(int(out.header[abi.ACT]))
+        return out
+
+    monkeypatch.setattr(skhbnn.variational, "with_fast_tanh", spy)
+    monkeypatch.setattr(skhbnn.variational, "_MAX_EPOCHS", 3)
+    X, _, y, _, g, _ = grouped
+    with pytest.warns(ConvergenceWarning, match="epoch limit"):
+        HierarchicalBayesianMLPClassifier(**SVI).fit(X, y, groups=g)
+    assert seen == [abi.FAST_TANH, abi.FAST_TANH]  # the full problem, the warm start's subset
+
+
 def test_svi_fits_save_and_load(hier, grouped, tmp_path):
     _, X_te, _, _, _, g_te = grouped
     loaded = skhbnn.load(hier.save(tmp_path / "svi.nc"))

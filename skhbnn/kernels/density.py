@@ -15,7 +15,9 @@ a fused forward and backward pass:
   ``e = exp(-2|a|)``, absolute error below 1e-16): libm's ``tanh`` costs three
   times as much, and with 18 x 50 rows x 10 hidden units it dominated the
   pytensor-compiled gradient (``benchmarks/probe_gradient.py``,
-  ``benchmarks/README.md``);
+  ``benchmarks/README.md``); the variational path's tanh (activation code
+  ``abi.FAST_TANH``) computes that ``exp`` in arithmetic LLVM vectorises
+  (``_exp_nonpositive``), NUTS's with libm;
 * no temporary arrays per operation, one scratch buffer per call.
 
 Functions are compiled with ``cache=True``: numba stores the machine code
@@ -51,7 +53,31 @@ _FASTMATH = False
 _JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 
 # Activation codes ``act``: skhbnn.kernels.abi.ACTIVATION_CODES (0 tanh, 1 relu,
-# 2 logistic, 3 identity).
+# 2 logistic, 3 identity) and abi.FAST_TANH (4: tanh in vectorised arithmetic,
+# the variational path's, skhbnn.kernels.problem.with_fast_tanh).
+
+
+# exp on [-40, 0] in arithmetic LLVM vectorises (libm's exp is a call per
+# element, which no loop around it can vectorise): Cody-Waite reduction
+# z = n ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor series to r**13 (the
+# remainder is below 4e-18 relatively), 2**n written into the exponent bits.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_COEFS = tuple(1.0 / math.factorial(k) for k in range(14))
+
+
+@njit(**_JIT)
+def _exp_nonpositive(z):
+    """``exp(z)`` for ``-40 <= z <= 0``, within 1 ulp of libm's
+    (``tests/test_density.py``), in arithmetic that vectorises."""
+    nf = math.floor(z * _LOG2E + 0.5)
+    r = (z - nf * _LN2_HI) - nf * _LN2_LO
+    p = _EXP_COEFS[13]
+    for k in range(12, -1, -1):
+        p = p * r + _EXP_COEFS[k]
+    scale = np.int64((np.int64(nf) + 1023) << 52).view(np.float64)
+    return p * scale
 
 
 @njit(**_JIT)
@@ -67,6 +93,14 @@ def _activate(H, layer, j, n, act):
             e = math.exp(-2.0 * abs(x))
             t = (1.0 - e) / (1.0 + e)
             H[layer, j, i] = t if x >= 0.0 else -t
+    elif act == 4:  # tanh through _exp_nonpositive: the same values to 2e-16, vectorised
+        for i in range(n):
+            x = H[layer, j, i]
+            a = abs(x)
+            # exp(-40) < 2**-54: beyond |x| = 20 tanh rounds to +-1 either way
+            e = _exp_nonpositive(-2.0 * a if a < 20.0 else -40.0)
+            t = (1.0 - e) / (1.0 + e)
+            H[layer, j, i] = t if x >= 0.0 else (-t if x < 0.0 else x)  # NaN stays NaN
     elif act == 1:
         for i in range(n):
             H[layer, j, i] = max(H[layer, j, i], 0.0)
@@ -83,7 +117,7 @@ def _activate(H, layer, j, n, act):
 @njit(**_JIT)
 def _scale_by_derivative(H, layer, k, D, c, n, act):
     """``D[c, k, i] *= f'(a)``, written in terms of the activation ``H = f(a)``."""
-    if act == 0:
+    if act == 0 or act == 4:
         for i in range(n):
             h = H[layer, k, i]
             D[c, k, i] *= 1.0 - h * h

@@ -1,0 +1,91 @@
+"""The variational path's vectorised tanh against libm's, paired (session 19).
+
+``python -m benchmarks.probe_fast_tanh DATA SEEDS [PAIRS]``: for each
+``random_state`` in ``SEEDS`` (comma-separated), ``PAIRS`` pairs (default 1) of
+default fits of ``HierarchicalBayesianMLPClassifier`` (``inference="auto"``,
+which takes SVI at these sizes), one with the kernels' tanh as SVI runs it
+(``skhbnn.kernels.abi.FAST_TANH``) and one with libm's (the code before
+session 19: ``skhbnn.variational.with_fast_tanh`` replaced by the identity),
+each in its own process, in alternating order.  DATA is ``moons`` (500
+groups x 50 rows, ``seed_data``; scored on the first 100 groups, as in
+``python -m benchmarks scale``) or ``GxK`` (``bench_scale.grouped_data``, G
+groups, K classes; scored on the first 500 groups).  Prints each fit's wall
+and CPU seconds (the fit alone, after the imports), its stage seconds and
+scores, then per pair libm / fast in wall and CPU time, and their median.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+
+def child(mode: str, seed: int, data: str) -> None:
+    import time
+
+    from ._common import cpu_seconds, quiet, seed_data
+    from .bench_defaults import _metrics
+
+    quiet()
+    import skhbnn.variational
+    from skhbnn import HierarchicalBayesianMLPClassifier
+
+    if mode == "libm":
+        skhbnn.variational.with_fast_tanh = lambda problem: problem
+    if data == "moons":
+        X, X_te, y, y_te, g, g_te = seed_data(n_groups=500)
+        subset = 100
+    else:
+        from .bench_scale import grouped_data
+
+        n_groups, n_classes = (int(v) for v in data.split("x"))
+        X, X_te, y, y_te, g, g_te = grouped_data(n_groups, n_classes)
+        subset = 500
+    est = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False)
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    est.fit(X, y, groups=g)
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    keep = g_te < subset
+    scores = _metrics(y_te[keep], est.predict_proba(X_te[keep], groups=g_te[keep]), est.classes_)
+    acc, ll = scores["accuracy"], scores["log_loss"]
+    d = est.diagnostics_
+    print(json.dumps({
+        "mode": mode, "seed": seed, "wall": round(wall, 2), "cpu": round(cpu, 2),
+        "inference": est.inference_, "acc": round(acc, 4), "log_loss": round(ll, 4),
+        "stages": d.get("svi_stage_seconds"), "steps": d.get("svi_steps"),
+    }))
+
+
+def main() -> None:
+    if sys.argv[1] == "--child":
+        child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return
+    data, seeds = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
+    pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    ratios = []
+    for seed in seeds:
+        for p in range(pairs):
+            order = ("libm", "fast") if (seed + p) % 2 == 0 else ("fast", "libm")
+            res = {}
+            for mode in order:
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.probe_fast_tanh", "--child", mode,
+                     str(seed), data], capture_output=True, text=True, check=True,
+                ).stdout.strip().splitlines()[-1]
+                res[mode] = json.loads(out)
+                print(out, flush=True)
+            ratios.append((res["libm"]["wall"] / res["fast"]["wall"],
+                           res["libm"]["cpu"] / res["fast"]["cpu"]))
+            print(f"  seed {seed} pair {p}: libm / fast  wall {ratios[-1][0]:.3f}x  "
+                  f"CPU {ratios[-1][1]:.3f}x", flush=True)
+    r = np.array(ratios)
+    print(f"median over {len(r)} pairs: wall {np.median(r[:, 0]):.3f}x "
+          f"[{r[:, 0].min():.3f}-{r[:, 0].max():.3f}], CPU {np.median(r[:, 1]):.3f}x "
+          f"[{r[:, 1].min():.3f}-{r[:, 1].max():.3f}]")
+
+
+if __name__ == "__main__":
+    main()
