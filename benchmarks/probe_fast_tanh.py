@@ -5,7 +5,7 @@
 default fits of ``HierarchicalBayesianMLPClassifier`` (``inference="auto"``,
 which takes SVI at these sizes), one with the kernels' tanh as SVI runs it
 (``skhbnn.kernels.abi.FAST_TANH``) and one with libm's (the code before
-session 19: ``skhbnn.variational.with_fast_tanh`` replaced by the identity),
+session 19: ``skhbnn.svi.with_fast_tanh`` replaced by the identity),
 each in its own process, in alternating order.  DATA is ``moons`` (500
 groups x 50 rows, ``seed_data``; scored on the first 100 groups, as in
 ``python -m benchmarks scale``) or ``GxK`` (``bench_scale.grouped_data``, G
@@ -30,11 +30,11 @@ def child(mode: str, seed: int, data: str) -> None:
     from .bench_defaults import _metrics
 
     quiet()
-    import skhbnn.variational
+    import skhbnn.svi
     from skhbnn import HierarchicalBayesianMLPClassifier
 
     if mode == "libm":
-        skhbnn.variational.with_fast_tanh = lambda problem: problem
+        skhbnn.svi.with_fast_tanh = lambda problem: problem
     if data == "moons":
         X, X_te, y, y_te, g, g_te = seed_data(n_groups=500)
         subset = 100

@@ -57,8 +57,7 @@ def regularised_stacking(lpd: np.ndarray, lam: float) -> np.ndarray:
 
 def fit_and_keep(seed: int, data) -> dict:
     """A default fit, with what combining its chains needs."""
-    import skhbnn.combining as combining
-    from skhbnn import HierarchicalBayesianMLPClassifier
+    from skhbnn import HierarchicalBayesianMLPClassifier, combining
 
     X, X_te, y, y_te, g, g_te = data
     kept = {}

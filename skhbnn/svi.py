@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels import abi
+from .kernels.problem import with_fast_tanh
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -252,12 +253,19 @@ class Schedule:
         return False
 
 
+def pack(definition, data):
+    """The kernels' problem of ``definition`` on ``data = (X, y, codes,
+    weights)`` as the variational path evaluates it, wherever it runs: its
+    tanh vectorised (:func:`skhbnn.kernels.problem.with_fast_tanh`)."""
+    return with_fast_tanh(definition.build_kernel(*data))
+
+
 def fit_restart(definition, data, seed: int, x0, *, max_epochs: int, tol: float) -> Fit:
     """One restart of ``definition`` on ``data = (X, y, codes, weights)``,
     packing the kernels' problem where it runs: a task that pickles (the
     packed problem holds raw pointers), for a joblib backend that runs it in
     another process or on a Dask worker."""
-    problem = definition.build_kernel(*data)
+    problem = pack(definition, data)
     return fit_one(problem, int(seed), x0=x0, max_epochs=max_epochs, tol=tol,
                    n_rows=data[1].shape[0])
 

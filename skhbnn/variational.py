@@ -36,7 +36,6 @@ from joblib import Parallel, delayed
 
 from . import svi
 from .inference import parallel_cores
-from .kernels.problem import with_fast_tanh
 
 _WARM_ROWS = 1000
 _WARM_TUNE = 200
@@ -111,7 +110,7 @@ def warm_starts(definition, data, layout, seeds, tune: int, progressbar: bool):
     rng = np.random.default_rng(int(seeds[0]))
     sub, sub_data, groups = _subset(definition, data, rng)
     idata = nutpie.sample(
-        compiled_model(with_fast_tanh(sub.build_kernel(*sub_data)), free_only=True), draws=len(seeds), tune=tune,
+        compiled_model(svi.pack(sub, sub_data), free_only=True), draws=len(seeds), tune=tune,
         chains=len(seeds), cores=parallel_cores(len(seeds)),
         seed=int(seeds[0]), progress_bar=progressbar, save_warmup=False,
         store_unconstrained=True, maxdepth=_WARM_MAXDEPTH,
@@ -163,7 +162,7 @@ def fit_svi(definition, data: tuple, *, chains: int, tune: int, draws: int, seed
     variables, info)``, ``info`` holding each restart's ELBO trace, steps,
     seconds, convergence and Pareto k-hat."""
     clock = [time.perf_counter()]
-    problem = with_fast_tanh(definition.build_kernel(*data))
+    problem = svi.pack(definition, data)
     layout = svi._Layout(problem)  # once: at 100k groups its indices hold 7M entries
     seeds = np.random.SeedSequence(seed).generate_state(chains)
     starts = warm_starts(definition, data, layout, seeds, min(tune, _WARM_TUNE), progressbar)

@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skhbnn
 import skhbnn.inference
+import skhbnn.svi
 import skhbnn.variational
 from skhbnn import (
     BayesianMLPClassifier,
@@ -194,14 +195,14 @@ def test_the_variational_path_runs_the_vectorised_tanh(monkeypatch, grouped):
     from skhbnn.kernels import abi
 
     seen = []
-    real = skhbnn.variational.with_fast_tanh
+    real = skhbnn.svi.pack
 
-    def spy(problem):
-        out = real(problem)
+    def spy(definition, data):
+        out = real(definition, data)
         seen.append(int(out.header[abi.ACT]))
         return out
 
-    monkeypatch.setattr(skhbnn.variational, "with_fast_tanh", spy)
+    monkeypatch.setattr(skhbnn.svi, "pack", spy)
     monkeypatch.setattr(skhbnn.variational, "_MAX_EPOCHS", 3)
     X, _, y, _, g, _ = grouped
     with pytest.warns(ConvergenceWarning, match="epoch limit"):

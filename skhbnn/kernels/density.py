@@ -15,9 +15,8 @@ a fused forward and backward pass:
   ``e = exp(-2|a|)``, absolute error below 1e-16): libm's ``tanh`` costs three
   times as much, and with 18 x 50 rows x 10 hidden units it dominated the
   pytensor-compiled gradient (``benchmarks/probe_gradient.py``,
-  ``benchmarks/README.md``); the variational path's tanh (activation code
-  ``abi.FAST_TANH``) computes that ``exp`` in arithmetic LLVM vectorises
-  (``_exp_nonpositive``), NUTS's with libm;
+  ``benchmarks/README.md``); SVI's (``abi.FAST_TANH``) computes it in
+  arithmetic LLVM vectorises (``_exp_nonpositive``), NUTS's with libm;
 * no temporary arrays per operation, one scratch buffer per call.
 
 Functions are compiled with ``cache=True``: numba stores the machine code
@@ -53,14 +52,11 @@ _FASTMATH = False
 _JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 
 # Activation codes ``act``: skhbnn.kernels.abi.ACTIVATION_CODES (0 tanh, 1 relu,
-# 2 logistic, 3 identity) and abi.FAST_TANH (4: tanh in vectorised arithmetic,
-# the variational path's, skhbnn.kernels.problem.with_fast_tanh).
+# 2 logistic, 3 identity) and abi.FAST_TANH (4: tanh through _exp_nonpositive).
 
-
-# exp on [-40, 0] in arithmetic LLVM vectorises (libm's exp is a call per
-# element, which no loop around it can vectorise): Cody-Waite reduction
-# z = n ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor series to r**13 (the
-# remainder is below 4e-18 relatively), 2**n written into the exponent bits.
+# exp on [-40, 0] in arithmetic LLVM vectorises (libm's exp is a call per row):
+# Cody-Waite reduction z = n ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor
+# series to r**13 (remainder below 4e-18), 2**n written into the exponent bits.
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -69,8 +65,7 @@ _EXP_COEFS = tuple(1.0 / math.factorial(k) for k in range(14))
 
 @njit(**_JIT)
 def _exp_nonpositive(z):
-    """``exp(z)`` for ``-40 <= z <= 0``, within 1 ulp of libm's
-    (``tests/test_density.py``), in arithmetic that vectorises."""
+    """``exp(z)`` for ``-40 <= z <= 0``, within 1 ulp of libm's (tests/test_density.py)."""
     nf = math.floor(z * _LOG2E + 0.5)
     r = (z - nf * _LN2_HI) - nf * _LN2_LO
     p = _EXP_COEFS[13]
@@ -202,12 +197,7 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
         for i in range(n):
             H[0, k, i] = XT[k, r0 + i]
     for layer in range(n_layers):  # forward
-        n_in, n_out, wo, bo = (
-            layout[layer, 0],
-            layout[layer, 1],
-            layout[layer, 2],
-            layout[layer, 3],
-        )
+        n_in, n_out, wo, bo = layout[layer, 0], layout[layer, 1], layout[layer, 2], layout[layer, 3]
         for j in range(n_out):
             b = theta[bo + j] if bo >= 0 else 0.0
             for i in range(n):
@@ -223,12 +213,7 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
         H, n_layers, layout[n_layers - 1, 1], y, rw, r0, n, D, cur, sigma
     )
     for layer in range(n_layers - 1, -1, -1):  # backward
-        n_in, n_out, wo, bo = (
-            layout[layer, 0],
-            layout[layer, 1],
-            layout[layer, 2],
-            layout[layer, 3],
-        )
+        n_in, n_out, wo, bo = layout[layer, 0], layout[layer, 1], layout[layer, 2], layout[layer, 3]
         if bo >= 0:
             for j in range(n_out):
                 s = 0.0
