@@ -59,6 +59,8 @@ def fit_and_keep(seed: int, data) -> dict:
     """A default fit, with what combining its chains needs."""
     from skhbnn import HierarchicalBayesianMLPClassifier, combining
 
+    from .probe_chains import chain_probabilities
+
     X, X_te, y, y_te, g, g_te = data
     kept = {}
     real = combining.invariant_diagnostics
@@ -78,14 +80,7 @@ def fit_and_keep(seed: int, data) -> dict:
         combining.invariant_diagnostics = real
     n_chains = est.posterior_draws_["w0"].shape[0]
     kept["log_lik"] = np.asarray(est.idata_.log_likelihood["y_obs"]).reshape(n_chains, -1, len(y))
-    per_chain = []
-    for c in range(n_chains):  # each chain's own predictive
-        one = type(est).__new__(type(est))
-        one.__dict__.update(est.__dict__)
-        one.posterior_draws_ = {k: v[c : c + 1] for k, v in est.posterior_draws_.items()}
-        one.chain_weights_ = None
-        per_chain.append(one.predict_proba(X_te, groups=g_te))
-    kept["per_chain"] = np.stack(per_chain)
+    kept["per_chain"] = chain_probabilities(est, X_te, g_te)
     kept["y_te"] = np.searchsorted(est.classes_, y_te)
     return kept
 
