@@ -241,15 +241,3 @@ def test_fast_tanh_gives_the_same_density_and_gradient(bias, n_out):
     # other activations are left alone
     relu = hierarchical_problem(NetworkSpec(2, (3,), 1, "relu"), X, y, codes, N_GROUPS)
     assert with_fast_tanh(relu) is relu
-
-
-@pytest.mark.parametrize("bias,n_out", [(False, 1), (True, 3)])
-def test_partially_centred_kernel_matches_pymc(bias, n_out):
-    """Partial centring (``centring``: raw ~ N(lam mu, sd ** lam)): the
-    kernel's log density, gradient and per-group weights are PyMC's, for
-    exponents 0 (non-centred), in between and 1 (centred) in one model."""
-    spec = NetworkSpec(2, (4, 3), n_out, "tanh", use_bias=bias)
-    rng, X, y, codes = _data(n_out, seed=3)
-    lams = (("sd0", 0.5), ("sd2", 1.0)) + ((("sd_b1", 0.3),) if bias else ())
-    definition = HierarchicalModel(spec, N_GROUPS, group_sd_prior=0.7, centring=lams)
-    check_hierarchical(definition, X, y, codes, rng)

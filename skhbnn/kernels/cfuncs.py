@@ -171,7 +171,7 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
     P, G, n_sd, n_noise = h[SLOT_P], h[H_GROUPS], h[H_NSD], h[N_NOISE]
     if dim != n_sd + n_noise + P + G * P:
         return WRONG_SIZE
-    floats = carray(_void(h[H_FLOATS]), (3 + 2 * n_sd,), np.float64)
+    floats = carray(_void(h[H_FLOATS]), (3 + n_sd,), np.float64)
     lp = carray(logp_, (1,))
     lp[0] = hierarchical_logp_grad(
         carray(x_, (dim,)),
@@ -183,8 +183,7 @@ def hierarchical_logp(dim, x_, out_, logp_, user_data):
         h[ACT],
         carray(_void(h[H_PLAYER]), (P,), np.int64),
         floats[0],
-        floats[3 : 3 + n_sd],
-        floats[3 + n_sd :],
+        floats[3:],
         n_noise,
         floats[2],
         floats[1],
@@ -214,7 +213,6 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
     player = carray(_void(h[H_PLAYER]), (P,), np.int64)
     segments = carray(_void(h[H_SEGMENTS]), (n_seg, 2), np.int64)
     raw0 = m0 + P
-    lam = carray(_void(h[H_FLOATS]), (3 + 2 * n_sd,), np.float64)[3 + n_sd :]
     k = 0
     for j in range(m0):
         out[k] = math.exp(x[j])
@@ -235,11 +233,6 @@ def hierarchical_expand(dim, expanded, x_, out_, user_data):
         for g in range(G):
             for j in range(size):
                 p = o + j
-                a = lam[player[p]]
-                if a == 0.0:
-                    out[k] = x[m0 + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
-                else:  # partially centred: mu + sd ** (1 - a) * (raw - a * mu)
-                    scale = math.exp((1.0 - a) * x[player[p]])
-                    out[k] = x[m0 + p] + scale * (x[raw0 + g * P + p] - a * x[m0 + p])
+                out[k] = x[m0 + p] + math.exp(x[player[p]]) * x[raw0 + g * P + p]
                 k += 1
     return OK

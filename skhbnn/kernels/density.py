@@ -322,7 +322,7 @@ def flat_logp_grad(z, XT, y, rw, layout, act, mean, scale, L, const, noise_scale
 
 @njit(**_JIT)
 def hierarchical_logp_grad(
-    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, lam, n_noise, noise_scale,
+    x, XT, y, rw, starts, layout, act, player, prior_sd, sd_scale, n_noise, noise_scale,
     const, grad,
 ):
     """Hierarchical model, non-centred.  ``x`` is ``(log sd_k for each of
@@ -339,20 +339,12 @@ def hierarchical_logp_grad(
     m0 = n_sd + n_noise  # where mu starts
     total = const
     sd = np.empty(n_sd)
-    inv = np.ones(n_sd)  # sd ** -lam
-    usq = np.zeros(n_sd)  # sum of the standardised offsets' squares, lam > 0
-    count = np.zeros(n_sd)  # entries per group sd, all groups
-    for p in range(P):
-        count[player[p]] += G
     for k in range(n_sd):
         u = x[k]
         sd[k] = math.exp(u)
         r = sd[k] / sd_scale[k]
         total += u - 0.5 * r * r
         grad[k] = 1.0 - r * r
-        if lam[k] != 0.0:  # raw ~ N(lam mu, sd ** lam): its normaliser
-            inv[k] = math.exp(-lam[k] * u)
-            total -= lam[k] * u * count[k]
     for k in range(n_sd, m0):
         value, slope = _noise_prior(x[k], noise_scale)
         total += value
@@ -371,13 +363,9 @@ def hierarchical_logp_grad(
     for g in range(G):
         base = m0 + P + g * P
         for p in range(P):
-            k = player[p]
             r = x[base + p]
-            if lam[k] != 0.0:  # the standardised offset
-                r = (r - lam[k] * x[m0 + p]) * inv[k]
-                usq[k] += r * r
             total -= 0.5 * r * r
-            theta[p] = x[m0 + p] + sd[k] * r
+            theta[p] = x[m0 + p] + sd[player[p]] * r
             gtheta[p] = 0.0
         if starts[g + 1] > starts[g]:
             sigma = 0.0
@@ -391,22 +379,12 @@ def hierarchical_logp_grad(
             if n_noise > 0:
                 grad[k] += gsigma
         for p in range(P):
-            k = player[p]
             r = x[base + p]
-            if lam[k] == 0.0:
-                grad[base + p] = sd[k] * gtheta[p] - r
-                grad[m0 + p] += gtheta[p]
-            else:  # raw = lam mu + sd ** lam r
-                r = (r - lam[k] * x[m0 + p]) * inv[k]
-                graw = (sd[k] * gtheta[p] - r) * inv[k]
-                grad[base + p] = graw
-                grad[m0 + p] += gtheta[p] - lam[k] * graw
-            gsd[k] += gtheta[p] * r
+            grad[base + p] = sd[player[p]] * gtheta[p] - r
+            grad[m0 + p] += gtheta[p]
+            gsd[player[p]] += gtheta[p] * r
     for k in range(n_sd):
-        if lam[k] == 0.0:
-            grad[k] += gsd[k] * sd[k]
-        else:
-            grad[k] += (1.0 - lam[k]) * gsd[k] * sd[k] + lam[k] * (usq[k] - count[k])
+        grad[k] += gsd[k] * sd[k]
     return total
 
 

@@ -291,8 +291,7 @@ def pack_hierarchical(model, X: np.ndarray, y: np.ndarray, codes: np.ndarray,
         + np.sum(0.5 * math.log(2.0 / math.pi) - np.log(sd_scales))
         + noise_const
     )
-    lams = np.array([model.lam(v.name) for v in sds], dtype=np.float64)
-    floats = np.concatenate([[prior_sd, const, noise_scale], sd_scales, lams])
+    floats = np.concatenate([[prior_sd, const, noise_scale], sd_scales])
     header = _header(spec, XT, y, w, layout)
     header[[abi.H_STARTS, abi.H_GROUPS, abi.H_PLAYER, abi.H_SEGMENTS, abi.H_NSEG]] = [
         starts.ctypes.data, n_groups, player.ctypes.data, segments.ctypes.data, len(segments)

@@ -72,8 +72,7 @@ def hierarchical_steps(
     lr_off = offdiag_lr_factor(n_g)
     n_local = local_mean.shape[1]
     prior_sd, const, noise_scale = floats[0], floats[1], floats[2]
-    sd_scale = floats[3 : 3 + n_sd]
-    lam = floats[3 + n_sd :]  # all 0: the variational family is non-centred (svi.pack)
+    sd_scale = floats[3:]
     n_feat = XT.shape[0]
     L = np.zeros((n_g, n_g))
     xg = np.empty(n_g)
@@ -131,7 +130,7 @@ def hierarchical_steps(
             starts_b[j + 1] = r
         grad = np.zeros(x.size)
         logp = hierarchical_logp_grad(
-            x, XT_b, y_b, w_b, starts_b, layout, act, player, prior_sd, sd_scale, lam,
+            x, XT_b, y_b, w_b, starts_b, layout, act, player, prior_sd, sd_scale,
             nb_noise, noise_scale, const, grad,
         )
         # the kernel weighted the rows by G / B; the groups' own priors too

@@ -49,14 +49,6 @@ class HierarchicalModel(ModelDefinition):
     likelihood: str = "categorical"  # or "normal" (a regression)
     noise_prior: float = 1.0
     group_noise: bool = False  # a regression: one noise sd per group
-    # partial centring (Gorinova, Moore & Hoffman 2020): ``(group sd name,
-    # lam)`` pairs; ``{p}_raw ~ Normal(lam * mu, sd ** lam)`` and ``{p} = mu +
-    # sd ** (1 - lam) * (raw - lam * mu)``.  Absent names: lam = 0, non-centred.
-    centring: tuple = ()
-
-    def lam(self, sd_name: str) -> float:
-        """The partial-centring exponent of the group sd ``sd_name``."""
-        return float(dict(self.centring).get(sd_name, 0.0))
 
     def sd_prior(self, kind: str) -> float:
         """The HalfNormal scale of the group sds of weights (``kind="w"``)
@@ -112,16 +104,12 @@ class HierarchicalModel(ModelDefinition):
             if batch_ndim:  # the group axis on mu, the weight's axes on sd
                 mu = mu[(slice(None),) * batch_ndim + (None,)]
                 sd = sd[(...,) + (None,) * (raw.ndim - sd.ndim)]
-            lam = self.lam(self.sd_of(v.param, v.layer))
-            if lam == 0.0:
-                out[v.name] = mu + sd * raw
-            else:
-                out[v.name] = mu + sd ** (1.0 - lam) * (raw - lam * mu)
+            out[v.name] = mu + sd * raw
         return out
 
     def cache_key(self) -> tuple:
         noise = self.likelihood, self.likelihood == "normal" and self.group_noise
-        return (self.kind, self.spec, self.n_groups, *noise, tuple(sorted(self.centring)))
+        return (self.kind, self.spec, self.n_groups, *noise)
 
     def build_kernel(self, X, y, codes=None, weights=None):
         """The model packed for skhbnn's kernels (:mod:`skhbnn.kernels`)."""
@@ -165,10 +153,6 @@ class HierarchicalModel(ModelDefinition):
                     if v.shape:  # each observed row's group: its padded row // M
                         group = pm.Data("obs_group", obs_index // X_pad.shape[1])
                         sigma = sigma[group]
-                elif v.role == "raw" and self.lam(self.sd_of(v.param, v.layer)) != 0.0:
-                    lam = self.lam(self.sd_of(v.param, v.layer))
-                    mu, sd = rv[f"{v.param}_mu"], rv[self.sd_of(v.param, v.layer)]
-                    rv[v.name] = pm.Normal(v.name, lam * mu, sd**lam, shape=v.shape)
                 else:
                     rv[v.name] = pm.Normal(v.name, 0.0, mu_sd if v.role == "mean" else 1.0, shape=v.shape)
             params = {
