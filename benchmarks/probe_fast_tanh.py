@@ -1,17 +1,23 @@
-"""The variational path's vectorised tanh against libm's, paired (session 19).
+"""The kernels' vectorised tanh against libm's, paired (sessions 19 and 20).
 
 ``python -m benchmarks.probe_fast_tanh DATA SEEDS [PAIRS]``: for each
 ``random_state`` in ``SEEDS`` (comma-separated), ``PAIRS`` pairs (default 1) of
-default fits of ``HierarchicalBayesianMLPClassifier`` (``inference="auto"``,
-which takes SVI at these sizes), one with the kernels' tanh as SVI runs it
-(``skhbnn.kernels.abi.FAST_TANH``) and one with libm's (the code before
-session 19: ``skhbnn.svi.with_fast_tanh`` replaced by the identity),
-each in its own process, in alternating order.  DATA is ``moons`` (500
-groups x 50 rows, ``seed_data``; scored on the first 100 groups, as in
-``python -m benchmarks scale``) or ``GxK`` (``bench_scale.grouped_data``, G
-groups, K classes; scored on the first 500 groups).  Prints each fit's wall
-and CPU seconds (the fit alone, after the imports), its stage seconds and
-scores, then per pair libm / fast in wall and CPU time, and their median.
+default fits of ``HierarchicalBayesianMLPClassifier`` (``inference="auto"``),
+one with the vectorised tanh (``skhbnn.kernels.abi.FAST_TANH``) and one with
+libm's, each in its own process, in alternating order.  DATA is
+
+* ``moons`` (500 groups x 50 rows, ``seed_data``; scored on the first 100
+  groups, as in ``python -m benchmarks scale``) or ``GxK``
+  (``bench_scale.grouped_data``, G groups, K classes; scored on the first 500
+  groups): SVI fits, which run the vectorised tanh; the libm side is the code
+  before session 19 (``skhbnn.svi.with_fast_tanh`` replaced by the identity);
+* ``seed`` (the post's data, seed 31; scored on all 900 test rows): NUTS fits,
+  which run libm's tanh; the fast side hands NUTS its problem through
+  ``with_fast_tanh`` (session 20: measured, not adopted).
+
+Prints each fit's wall and CPU seconds (the fit alone, after the imports),
+its stage seconds, scores and ``ConvergenceWarning`` text, then per pair
+libm / fast in wall and CPU time, and their median.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import numpy as np
 
 def child(mode: str, seed: int, data: str) -> None:
     import time
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
 
     from ._common import cpu_seconds, quiet, seed_data
     from .bench_defaults import _metrics
@@ -35,7 +44,16 @@ def child(mode: str, seed: int, data: str) -> None:
 
     if mode == "libm":
         skhbnn.svi.with_fast_tanh = lambda problem: problem
-    if data == "moons":
+    elif data == "seed":  # NUTS on the kernels with the vectorised tanh too
+        import skhbnn.kernels.nutpie as route
+        from skhbnn.kernels.problem import with_fast_tanh
+
+        compiled = route.compiled_model
+        route.compiled_model = lambda problem, **kw: compiled(with_fast_tanh(problem), **kw)
+    if data == "seed":  # the post's data: NUTS at the defaults, all 900 test rows
+        X, X_te, y, y_te, g, g_te = seed_data()
+        subset = 18
+    elif data == "moons":
         X, X_te, y, y_te, g, g_te = seed_data(n_groups=500)
         subset = 100
     else:
@@ -46,7 +64,11 @@ def child(mode: str, seed: int, data: str) -> None:
         subset = 500
     est = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False)
     wall, cpu = time.perf_counter(), cpu_seconds()
-    est.fit(X, y, groups=g)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y, groups=g)
+    warned = [str(w.message)[60:200] for w in caught
+              if issubclass(w.category, ConvergenceWarning)]
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     keep = g_te < subset
     scores = _metrics(y_te[keep], est.predict_proba(X_te[keep], groups=g_te[keep]), est.classes_)
@@ -55,7 +77,7 @@ def child(mode: str, seed: int, data: str) -> None:
     print(json.dumps({
         "mode": mode, "seed": seed, "wall": round(wall, 2), "cpu": round(cpu, 2),
         "inference": est.inference_, "acc": round(acc, 4), "log_loss": round(ll, 4),
-        "stages": d.get("svi_stage_seconds"), "steps": d.get("svi_steps"),
+        "stages": d.get("svi_stage_seconds"), "steps": d.get("svi_steps"), "warned": warned,
     }))
 
 

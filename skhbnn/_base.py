@@ -17,6 +17,7 @@ from . import structures
 from .combining import PosteriorCombination
 from .inference import (
     INFERENCE_METHODS,
+    MASS_MATRICES,
     SAMPLERS,
     divergences,
     fit_advi,
@@ -133,6 +134,7 @@ class BaseBayesianMLP(PosteriorCombination, BaseEstimator):
         "tune": [Interval(Integral, 1, None, closed="left")],
         "chains": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "target_accept": [Interval(Real, 0, 1, closed="neither")],
+        "mass_matrix": [StrOptions(set(MASS_MATRICES))],
         "advi_iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "log_likelihood": ["boolean", StrOptions({"auto"})],
@@ -307,6 +309,7 @@ class BaseBayesianMLP(PosteriorCombination, BaseEstimator):
                 tune=self.tune,
                 chains=chains,
                 target_accept=self.target_accept,
+                mass_matrix=self.mass_matrix,
                 seed=seed,
                 progressbar=self._show_progress(),
             )

@@ -132,6 +132,8 @@ class PosteriorCombination:
             combination="population" if combination == "population" else None,
             min_draws=min_draws_per_chain(self.inference_),
         )
+        if self.inference_ == "nuts":  # what the warning may suggest instead
+            self.diagnostics_["mass_matrix"] = getattr(self, "mass_matrix", "diag")
         if structure_weights is not None:  # use_bias="auto" (skhbnn.structures)
             self.diagnostics_["structure_weights"] = dict(
                 zip(structures.STRUCTURES, (round(w, 4) for w in structure_weights))

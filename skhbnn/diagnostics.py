@@ -325,9 +325,15 @@ def reliability_problems(diag: dict) -> list[str]:
         )
     within = diag.get("within_mode_rhat", float("nan"))
     if within > RHAT_THRESHOLD:
+        # NUTS chains that drift along correlated directions: more tune and
+        # draws rarely help there, a low-rank mass matrix does
+        # (benchmarks/README.md, "Session 20")
+        nuts_diag = diag.get("inference", "nuts") == "nuts" and diag.get("mass_matrix") == "diag"
+        remedy = ("try mass_matrix='low_rank', slower, or more tune and draws" if nuts_diag
+                  else "try more tune and draws")
         problems.append(
             f"chains have not mixed within their mode (split R-hat {within:.2f} > "
-            f"{RHAT_THRESHOLD}; try more tune and draws)"
+            f"{RHAT_THRESHOLD}; {remedy})"
         )
     min_ess = MIN_INDEPENDENT_ESS if diag.get("inference") == "svi" else MIN_ESS
     low = {k: v for k, v in _predictive(diag.get("ess", {})).items() if v < min_ess}

@@ -60,7 +60,7 @@ class HierarchicalBayesianMLPRegressor(HierarchicalMixin, _BaseRegressor):
     new_groups : {"population", "error"}, default="population"
         Predict groups never seen in fit with the population predictive, or
         raise ``ValueError``.
-    inference, sampler, draws, tune, chains, target_accept, advi_iterations, \
+    inference, sampler, draws, tune, chains, target_accept, mass_matrix, advi_iterations, \
 random_state, log_likelihood, combine_chains, progressbar, n_jobs
         As for :class:`BayesianMLPRegressor`.
 
@@ -121,6 +121,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         tune=500,
         chains="auto",
         target_accept=0.9,
+        mass_matrix="diag",
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",

@@ -37,6 +37,14 @@ import numpy as np
 
 SAMPLERS = ("auto", "nutpie", "nutpie-pytensor", "pymc")
 INFERENCE_METHODS = ("auto", "nuts", "svi", "advi")
+# NUTS's mass-matrix adaptation, nutpie's ``adaptation``: "diag" (nutpie's
+# default, from draw and gradient variances) or "low_rank" (diagonal plus a
+# low-rank correction along correlated directions).  On the seed's data the
+# default model's chains drift along correlated directions of the hidden
+# layers' group means; "low_rank" stopped 9 of 10 such fits from warning, at
+# about 6x the time, nearly all of it nutpie's adaptation during warm-up
+# (benchmarks/README.md, "Session 20").
+MASS_MATRICES = ("diag", "low_rank")
 
 # inference="auto": NUTS when its fit is expected to take at most
 # AUTO_NUTS_SECONDS on this machine, SVI above.  The expected time is
@@ -123,6 +131,20 @@ def _nutpie_pytensor(definition, data):
                 _compiled_cache.popitem(last=False)
         return compiled
     return compiled.with_data(**model_data(model))
+
+
+def _nutpie_adaptation(mass_matrix: str) -> dict:
+    """nutpie's keyword for ``mass_matrix``: ``adaptation`` where nutpie has
+    it (0.16.11), else the older ``low_rank_modified_mass_matrix`` (0.16.8,
+    which Python 3.11 resolves; newer nutpie takes it with a
+    ``FutureWarning``)."""
+    import inspect
+
+    import nutpie
+
+    if "adaptation" in inspect.signature(nutpie.sample).parameters:
+        return {"adaptation": mass_matrix}
+    return {"low_rank_modified_mass_matrix": mass_matrix == "low_rank"}
 
 
 def _sample_nutpie(compiled, **settings):
@@ -219,15 +241,25 @@ def sample_nuts(
     target_accept: float,
     seed: int,
     progressbar: bool,
+    mass_matrix: str = "diag",
 ):
     """Run NUTS on ``definition`` given ``data = (X, y, codes, weights)``; return the
-    posterior as ArviZ data (``InferenceData`` or ``DataTree``)."""
+    posterior as ArviZ data (``InferenceData`` or ``DataTree``).  ``mass_matrix``
+    is nutpie's ``adaptation`` (:data:`MASS_MATRICES`)."""
     cores = parallel_cores(chains)
     route = resolve_sampler(sampler)
+    if mass_matrix != "diag" and route == "pymc":
+        raise ValueError(
+            f"mass_matrix={mass_matrix!r} needs nutpie's sampler, but this fit uses "
+            f"PyMC's (sampler={sampler!r}), which adapts a diagonal mass matrix only: "
+            "install nutpie and use sampler='auto', or mass_matrix='diag'."
+        )
     settings = dict(
         draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
         target_accept=target_accept, progress_bar=progressbar,
     )
+    if mass_matrix != "diag":  # nutpie's default otherwise, as before the option
+        settings.update(_nutpie_adaptation(mass_matrix))
     if route == "nutpie":
         idata = _sample_kernels(definition, data, settings)
     elif route == "nutpie-pytensor":

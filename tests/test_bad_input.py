@@ -381,6 +381,7 @@ BAD_PARAMS = {
     "activation": ({"activation": "softplus"}, _invalid("activation") + r" a str among"),
     "inference": ({"inference": "mcmc"}, _invalid("inference") + r" a str among"),
     "sampler": ({"sampler": "stan"}, _invalid("sampler") + r" a str among"),
+    "mass_matrix": ({"mass_matrix": "dense"}, _invalid("mass_matrix") + r" a str among"),
     "hidden=()": (
         {"hidden_layer_sizes": ()},
         r"hidden_layer_sizes must be a non-empty tuple of positive integers, e\.g\. \(5, 5\)",

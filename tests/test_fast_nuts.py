@@ -12,6 +12,7 @@ both, so a CI run on any nutpie inside the bound proves the route works.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sys
 import warnings
@@ -318,3 +319,42 @@ def test_compiling_and_loading_from_numba_cache_give_the_same_fit(tmp_path):
         outputs.append(np.load(out))
     assert any((tmp_path / "numba-cache").rglob("*.nbc"))  # the second run could load
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+# ------------------------------------------------------------- mass_matrix
+@pytest.mark.parametrize("sampler", ["nutpie", "nutpie-pytensor"])
+@pytest.mark.parametrize("kind", ["flat", "hier"])
+def test_mass_matrix_reaches_nutpie(kind, sampler, moons_groups, monkeypatch):
+    """``mass_matrix`` is nutpie's ``adaptation`` on both nutpie routes; the
+    default keeps nutpie's diagonal one."""
+    seen = []
+    real = nutpie.sample
+    @functools.wraps(real)  # the signature skhbnn inspects
+    def spy(*args, **kwargs):
+        old = "low_rank" if kwargs.get("low_rank_modified_mass_matrix") else "diag"
+        seen.append(kwargs.get("adaptation", old))  # nutpie >= 0.16.10, or before
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    X, y, g = moons_groups
+    for mass_matrix in ("low_rank", "diag"):
+        params = dict(hidden_layer_sizes=(3,), sampler=sampler, mass_matrix=mass_matrix, **TINY)
+        if kind == "flat":
+            est = BayesianMLPClassifier(**params).fit(X[g == 0], y[g == 0])
+        else:
+            est = HierarchicalBayesianMLPClassifier(**params).fit(X, y, groups=g)
+        assert _score(est, kind, moons_groups) > 0.75
+        assert est.diagnostics_["mass_matrix"] == mass_matrix
+    assert seen == ["low_rank", "diag"]
+
+
+def test_low_rank_mass_matrix_with_pymcs_sampler_is_refused_before_sampling(
+    moons_groups, monkeypatch
+):
+    import pymc as pm
+
+    monkeypatch.setattr(pm, "sample", lambda *a, **k: pytest.fail("sampled"))
+    X, y, g = moons_groups
+    est = HierarchicalBayesianMLPClassifier(sampler="pymc", mass_matrix="low_rank", **TINY)
+    with pytest.raises(ValueError, match=r"mass_matrix='low_rank' needs nutpie.*sampler="):
+        est.fit(X, y, groups=g)

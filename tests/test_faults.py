@@ -440,6 +440,13 @@ def _diag(divergences=0, **rhat):
         ({**_diag(divergences=30), "divergence_rate": 0.015}, r"30 divergent transitions \(1\.5% of"),
         ({**_diag(), "n_draws": 20}, r"20 draws per chain are too few"),
         ({**_diag(), "within_mode_rhat": 1.2}, r"not mixed within their mode \(split R-hat 1\.20"),
+        # drifting NUTS chains: the low-rank mass matrix, unless the fit had it
+        ({**_diag(), "within_mode_rhat": 1.2, "mass_matrix": "diag"},
+         r"1\.20 > 1\.05; try mass_matrix='low_rank', slower, or more tune and draws\)"),
+        ({**_diag(), "within_mode_rhat": 1.2, "mass_matrix": "low_rank"},
+         r"1\.20 > 1\.05; try more tune and draws\)"),
+        ({**_diag(), "within_mode_rhat": 1.2, "inference": "svi", "n_draws": 250},
+         r"1\.20 > 1\.05; try more tune and draws\)"),
         ({**_diag(), "ess": {"group_sd": 12.0, "proba": 400.0}}, None),
         ({**_diag(), "ess": {"population": 12.0, "proba": 400.0}}, r"effective sample size below 100 \(population: 12;"),
         # chains in different modes: a warning when averaged, none when stacked
