@@ -202,8 +202,7 @@ def main():
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import log_loss
 
-    from skhbnn import inference
-    from skhbnn import HierarchicalBayesianMLPClassifier
+    from skhbnn import HierarchicalBayesianMLPClassifier, inference
 
     from ._common import seed_data
 
