@@ -34,8 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
-import warnings
 
 import numpy as np
 from numba import carray, cfunc, njit, types
@@ -199,12 +197,12 @@ def two_stage(tune_a: int, draws_a: int, tune_b: int):
 
 
 def main():
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import log_loss
 
-    from skhbnn import HierarchicalBayesianMLPClassifier, inference
+    from skhbnn import inference
 
     from ._common import seed_data
+    from .probe_chains import fit_timed
 
     seeds = [int(s) for s in sys.argv[1].split(",")]
     tune_a, draws_a, tune_b = (int(v) for v in (sys.argv[2] if len(sys.argv) > 2
@@ -212,12 +210,7 @@ def main():
     inference._sample_kernels = two_stage(tune_a, draws_a, tune_b)
     X, X_te, y, y_te, g, g_te = seed_data()
     for seed in seeds:
-        clf = HierarchicalBayesianMLPClassifier(random_state=seed, progressbar=False)
-        t = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            clf.fit(X, y, groups=g)
-        t = time.perf_counter() - t
+        clf, t, warned = fit_timed(X, y, g, seed, {})
         proba = clf.predict_proba(X_te, groups=g_te)
         d = clf.diagnostics_
         w = clf.chain_weights_
@@ -227,9 +220,7 @@ def main():
             w=None if w is None else [round(float(v), 2) for v in w],
             rhat=round(d.get("within_mode_rhat", float("nan")), 3),
             ess=round(d.get("min_ess", float("nan"))), div=int(d.get("divergences") or 0),
-            steps=STEPS[-1],
-            warned=[str(m.message)[60:200] for m in caught
-                    if issubclass(m.category, ConvergenceWarning)],
+            steps=STEPS[-1], warned=warned,
         )), flush=True)
 
 

@@ -159,14 +159,9 @@ class BayesianMLPRegressor(_BaseRegressor):
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1).
     mass_matrix : {"diag", "low_rank"}, default="diag"
-        NUTS's mass-matrix adaptation (nutpie's ``adaptation``).  "low_rank"
-        corrects the diagonal mass matrix along correlated directions of the
-        posterior.  Where chains drift within their mode (the
-        ``ConvergenceWarning`` says "not mixed within their mode") it can
-        mix them, at several times the fit time: on the post's data it did
-        in 9 of 10 fits, on larger posteriors less often
-        (``docs/inference.md``, "When chains drift").  Needs nutpie; unused
-        by SVI and ADVI.
+        NUTS's mass-matrix adaptation in nutpie, as for
+        :class:`BayesianMLPClassifier`: "low_rank" for chains that drift
+        within their mode, at several times the fit time.
     advi_iterations : int, default=30000
         Optimisation steps for ``inference="advi"``.
     random_state : int, RandomState instance or None, default=None
