@@ -325,9 +325,9 @@ def reliability_problems(diag: dict) -> list[str]:
         )
     within = diag.get("within_mode_rhat", float("nan"))
     if within > RHAT_THRESHOLD:
-        # NUTS chains that drift along correlated directions: more tune and
-        # draws rarely help there, a low-rank mass matrix does
-        # (benchmarks/README.md, "Session 20")
+        # NUTS chains that drift along correlated directions: on the post's
+        # data more tune did not help and a low-rank mass matrix did, on larger
+        # posteriors less often (benchmarks/README.md, "Session 20")
         nuts_diag = diag.get("inference", "nuts") == "nuts" and diag.get("mass_matrix") == "diag"
         remedy = ("try mass_matrix='low_rank', slower, or more tune and draws" if nuts_diag
                   else "try more tune and draws")

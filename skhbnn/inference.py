@@ -40,9 +40,10 @@ INFERENCE_METHODS = ("auto", "nuts", "svi", "advi")
 # NUTS's mass-matrix adaptation, nutpie's ``adaptation``: "diag" (nutpie's
 # default, from draw and gradient variances) or "low_rank" (diagonal plus a
 # low-rank correction along correlated directions).  On the seed's data the
-# default model's chains drift along correlated directions of the hidden
-# layers' group means; "low_rank" stopped 9 of 10 such fits from warning, at
-# about 6x the time, nearly all of it nutpie's adaptation during warm-up
+# default model's chains drift along correlated directions of the weights'
+# group means; with "low_rank" 1 of 10 default fits warned (4 of 10 with
+# "diag"), at about 6x the time, nearly all of it nutpie's adaptation during
+# warm-up; on the defaults suite's larger posteriors it helped less
 # (benchmarks/README.md, "Session 20").
 MASS_MATRICES = ("diag", "low_rank")
 
