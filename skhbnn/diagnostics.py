@@ -328,9 +328,9 @@ def reliability_problems(diag: dict) -> list[str]:
         # NUTS chains that drift along correlated directions: on the post's
         # data more tune did not help and a low-rank mass matrix did, on larger
         # posteriors less often (benchmarks/README.md, "Session 20")
-        nuts_diag = diag.get("inference", "nuts") == "nuts" and diag.get("mass_matrix") == "diag"
-        remedy = ("try mass_matrix='low_rank', slower, or more tune and draws" if nuts_diag
-                  else "try more tune and draws")
+        # (only a NUTS fit's diagnostics_ hold "mass_matrix")
+        remedy = ("try mass_matrix='low_rank', slower, or more tune and draws"
+                  if diag.get("mass_matrix") == "diag" else "try more tune and draws")
         problems.append(
             f"chains have not mixed within their mode (split R-hat {within:.2f} > "
             f"{RHAT_THRESHOLD}; {remedy})"

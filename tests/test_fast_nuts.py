@@ -329,10 +329,11 @@ def test_mass_matrix_reaches_nutpie(kind, sampler, moons_groups, monkeypatch):
     default keeps nutpie's diagonal one."""
     seen = []
     real = nutpie.sample
+
     @functools.wraps(real)  # the signature skhbnn inspects
     def spy(*args, **kwargs):
         old = "low_rank" if kwargs.get("low_rank_modified_mass_matrix") else "diag"
-        seen.append(kwargs.get("adaptation", old))  # nutpie >= 0.16.10, or before
+        seen.append(kwargs.get("adaptation", old))  # nutpie 0.16.11's keyword, or 0.16.8's
         return real(*args, **kwargs)
 
     monkeypatch.setattr(nutpie, "sample", spy)
