@@ -15,12 +15,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import structures
 from .combining import PosteriorCombination
+from .continuation import ContinueChains, continue_chains
 from .inference import (
     INFERENCE_METHODS,
     MASS_MATRICES,
     SAMPLERS,
     divergences,
     fit_advi,
+    parallel_cores,
     posterior_arrays,
     resolve_inference,
     sample_nuts,
@@ -59,14 +61,25 @@ def store_params(est, arguments: dict) -> None:
 def fit_atomically(est, fit_fn):
     """Run ``fit_fn``; on any exception (Ctrl-C included) restore ``est`` to
     exactly its state before the call, so it is never left half-fitted.
+    A NUTS fit whose chains have not mixed asks for more draws
+    (:class:`~skhbnn.continuation.ContinueChains`): ``fit_fn`` runs again
+    and continues the chains of ``idata_`` instead of sampling new ones.
     Returns ``est``."""
     state = est.__dict__.copy()
     try:
-        fit_fn()
+        est._continue_from = None
+        while True:
+            try:
+                fit_fn()
+                break
+            except ContinueChains:
+                est._continue_from = est.idata_
     except BaseException:
         est.__dict__.clear()
         est.__dict__.update(state)
         raise
+    finally:
+        est.__dict__.pop("_continue_from", None)
     return est
 
 
@@ -135,6 +148,7 @@ class BaseBayesianMLP(PosteriorCombination, BaseEstimator):
         "chains": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "target_accept": [Interval(Real, 0, 1, closed="neither")],
         "mass_matrix": [StrOptions(set(MASS_MATRICES))],
+        "max_draws": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"}), None],
         "advi_iterations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "log_likelihood": ["boolean", StrOptions({"auto"})],
@@ -300,6 +314,13 @@ class BaseBayesianMLP(PosteriorCombination, BaseEstimator):
                 progressbar=self._show_progress(),
             )
             n_div = None
+        elif self.__dict__.get("_continue_from") is not None:  # chains not mixed yet
+            previous = self._continue_from
+            idata = continue_chains(
+                definition, data, previous, draws=previous.posterior.sizes["draw"], seed=seed,
+                target_accept=self.target_accept, cores=parallel_cores(chains),
+            )
+            n_div = divergences(idata)
         else:
             idata = sample_nuts(
                 definition,

@@ -13,7 +13,8 @@ from .diagnostics import (
     min_draws_per_chain,
     warn_if_unreliable,
 )
-from .inference import add_log_likelihood
+from .continuation import ContinueChains, max_draws_of, only_unmixed
+from .inference import add_log_likelihood, resolve_sampler
 from .priors import PopulationPrior
 from .stacking import chain_loo, chain_modes, draw_weights, mode_stacking, stacking_weights
 from .variational import variational_diagnostics
@@ -143,4 +144,20 @@ class PosteriorCombination:
             self.diagnostics_.update(variational_diagnostics(
                 info, getattr(self, "chain_weights_", None), self.diagnostics_["n_draws"]
             ))
+        if self._continue_chains(structure_weights):
+            raise ContinueChains
         warn_if_unreliable(self.diagnostics_, type(self).__name__)
+
+    def _continue_chains(self, structure_weights) -> bool:
+        """Whether this NUTS fit goes on (:mod:`skhbnn.continuation`): its
+        chains have not mixed, and nothing else is wrong; they are on the
+        kernel route, of one structure, inside :func:`skhbnn._base.fit_atomically`,
+        and may double their draws within ``max_draws``."""
+        diag = self.diagnostics_
+        if ("_continue_from" not in self.__dict__ or self.inference_ != "nuts"
+                or structure_weights is not None or resolve_sampler(self.sampler) != "nutpie"):
+            return False
+        n_draws = diag["n_draws"]
+        if 2 * n_draws > max_draws_of(getattr(self, "max_draws", None), self.draws):
+            return False
+        return only_unmixed(diag)

@@ -60,8 +60,8 @@ class HierarchicalBayesianMLPRegressor(HierarchicalMixin, _BaseRegressor):
     new_groups : {"population", "error"}, default="population"
         Predict groups never seen in fit with the population predictive, or
         raise ``ValueError``.
-    inference, sampler, draws, tune, chains, target_accept, mass_matrix, advi_iterations, \
-random_state, log_likelihood, combine_chains, progressbar, n_jobs
+    inference, sampler, draws, tune, chains, target_accept, mass_matrix, max_draws, \
+advi_iterations, random_state, log_likelihood, combine_chains, progressbar, n_jobs
         As for :class:`BayesianMLPRegressor`.
 
     Attributes
@@ -122,6 +122,7 @@ random_state, log_likelihood, combine_chains, progressbar, n_jobs
         chains="auto",
         target_accept=0.9,
         mass_matrix="diag",
+        max_draws="auto",
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",

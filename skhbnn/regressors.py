@@ -162,6 +162,9 @@ class BayesianMLPRegressor(_BaseRegressor):
         NUTS's mass-matrix adaptation in nutpie, as for
         :class:`BayesianMLPClassifier`: "low_rank" for chains that drift
         within their mode, at several times the fit time.
+    max_draws : int, "auto" or None, default="auto"
+        Draws per chain a NUTS fit whose chains have not mixed may grow to,
+        as for :class:`BayesianMLPClassifier`.
     advi_iterations : int, default=30000
         Optimisation steps for ``inference="advi"``.
     random_state : int, RandomState instance or None, default=None
@@ -238,6 +241,7 @@ class BayesianMLPRegressor(_BaseRegressor):
         chains="auto",
         target_accept=0.9,
         mass_matrix="diag",
+        max_draws="auto",
         advi_iterations=30000,
         random_state=None,
         log_likelihood="auto",
