@@ -116,7 +116,8 @@ def fit_hierarchical(data, seed, quick):
     d = clf.diagnostics_
     res.update(modes=len(set(d.get("chain_modes", [0]))),
                divergence_rate=d.get("divergence_rate"), min_ess=d["min_ess"],
-               inference=clf.inference_, biases=bool(clf.network_.use_bias))
+               inference=clf.inference_, biases=bool(clf.network_.use_bias),
+               n_draws=d["n_draws"])
     return res
 
 
@@ -202,6 +203,8 @@ def _summary(runs: list[dict]) -> str:
             f"{max(r['divergence_rate'] or 0 for r in runs):.4f}  min ESS "
             f"{min(r['min_ess'] for r in runs):.0f}  inference {sorted({r['inference'] for r in runs})}"
         )
+    if "n_draws" in runs[0]:  # draws per chain, after any continuation (max_draws)
+        text += f"  draws per chain {[r['n_draws'] for r in runs]}"
     if "biases" in runs[0]:  # the structure use_bias="auto" kept, per fit
         text += f"  biases {[int(r['biases']) for r in runs]}"
     return text
@@ -216,7 +219,9 @@ def run_seed_targets(seeds=range(10), quick: bool = False) -> dict:
 
     data = datasets()["moons-31"]
     X_tr, X_te, y_tr, y_te, g_tr, g_te = data
-    baseline = dict(use_bias=False, chains=2, draws=1000, tune=1000)
+    # the bias-free fit as it was when issue 11 was filed: it never continued
+    # its chains (max_draws, session 21)
+    baseline = dict(use_bias=False, chains=2, draws=1000, tune=1000, max_draws=None)
     setting = json.loads(os.environ.get("SKHBNN_SEED_PARAMS", "{}"))
     out = {"defaults": [], "baseline": []}
     for seed in seeds:
@@ -229,7 +234,8 @@ def run_seed_targets(seeds=range(10), quick: bool = False) -> dict:
             out[key].append(res)
             print(f"  random_state {seed} {key:<9} acc {res['accuracy']:.2%}  log loss "
                   f"{res['log_loss']:.4f}  fit {res['fit_s']:.1f} s / {res['fit_cpu_s']:.1f} s CPU"
-                  f"  warned {res['warned']}  biases {int(clf.network_.use_bias)}", flush=True)
+                  f"  warned {res['warned']}  biases {int(clf.network_.use_bias)}  draws per "
+                  f"chain {clf.diagnostics_['n_draws']}", flush=True)
     ratio = [b["fit_s"] / d["fit_s"] for d, b in zip(out["defaults"], out["baseline"])]
     ratio_cpu = [b["fit_cpu_s"] / d["fit_cpu_s"] for d, b in zip(out["defaults"], out["baseline"])]
     row(f"seed data: defaults{' + ' + json.dumps(setting) if setting else ''}",

@@ -98,9 +98,10 @@ class BayesianMLPClassifier(ClassifierMixin, BaseBayesianMLP):
         (within-mode split R-hat above 1.05 or fewer than 100 effective
         draws) continues every chain from its last draw, doubling its draws,
         until the diagnostics pass or the chains hold ``max_draws``; only
-        then does it warn.  "auto": 4 x ``draws``; ``None``: never.  On the
-        post's data 4 in 10 default fits needed it (``docs/inference.md``,
-        "When chains drift").  Only on nutpie's kernel route.
+        then does it warn (``diagnostics_["n_draws"]``: the draws per chain
+        it holds).  "auto": 4 x ``draws``; ``None``: never.  On the post's
+        data 4 in 10 default fits needed it (``docs/inference.md``, "When
+        chains drift").  Only on nutpie's kernel route.
     advi_iterations : int, default=30000
         Optimisation steps for ``inference="advi"``.
     random_state : int, RandomState instance or None, default=None

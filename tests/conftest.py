@@ -9,7 +9,9 @@ from sklearn.exceptions import ConvergenceWarning
 from skhbnn.datasets import make_rotated_moons
 
 # Small enough for a test suite, large enough for sane predictions.
-TINY = dict(draws=60, tune=60, chains=1, progressbar=False, random_state=0)
+# max_draws=None: tiny fits never mix; continuing their chains
+# (tests/test_continuation.py) would only make the suite slower
+TINY = dict(draws=60, tune=60, chains=1, progressbar=False, random_state=0, max_draws=None)
 
 
 @pytest.fixture(autouse=True)

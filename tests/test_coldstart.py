@@ -32,7 +32,9 @@ from skhbnn.network import NetworkSpec
 
 from .conftest import TINY
 
-SMALL = dict(draws=150, tune=150, chains=2, progressbar=False, random_state=0)
+# max_draws=None: the population prior below is built from exactly chains x draws
+# draws (a continued fit would hold more, tests/test_continuation.py)
+SMALL = dict(draws=150, tune=150, chains=2, progressbar=False, random_state=0, max_draws=None)
 N_POP = 6
 
 

@@ -174,10 +174,11 @@ BAD_FITS = {
                                       random_state=0, progressbar=False),
         "divergent transitions",
     ),
-    # a funnel after 100 tuning steps: the group sds have not mixed
+    # a funnel after 100 tuning steps: the group sds have not mixed (with
+    # max_draws="auto" its chains would be continued first, test_continuation.py)
     "hierarchical, tune=draws=100": (
         lambda: HierarchicalBayesianMLPClassifier(draws=100, tune=100, chains=3, random_state=0,
-                                                  progressbar=False),
+                                                  progressbar=False, max_draws=None),
         "effective sample size below 100",
     ),
 }
@@ -209,8 +210,9 @@ def test_a_sound_fit_does_not_warn(binary_data):
 
 def test_equal_combination_is_the_plain_average(binary_data):
     X, y = binary_data
+    # max_draws=None: both fits keep the same draws (only one might be continued)
     params = dict(hidden_layer_sizes=(3,), draws=60, tune=60, chains=2, random_state=0,
-                  progressbar=False)
+                  progressbar=False, max_draws=None)
     stacked = BayesianMLPClassifier(**params).fit(X, y)
     equal = BayesianMLPClassifier(**params, combine_chains="equal").fit(X, y)
     assert equal.chain_weights_ is None and equal.diagnostics_["combination"] == "equal"

@@ -16,7 +16,9 @@ def _accuracy(y_true, y_pred) -> float:
 
 
 # The post's network: 2-5-5-1, tanh, no biases.
-NETWORK = dict(hidden_layer_sizes=(5, 5), activation="tanh", use_bias=False)
+# The post's network and procedure: a fixed number of draws per chain (its
+# fits never continued chains that had not mixed, skhbnn.continuation).
+NETWORK = dict(hidden_layer_sizes=(5, 5), activation="tanh", use_bias=False, max_draws=None)
 
 
 def fit_models(
