@@ -31,22 +31,18 @@ divergences, leapfrog steps of both stages, the warning).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, njit
 
 from skhbnn.kernels import abi
 from skhbnn.kernels.cfuncs import _void
-from skhbnn.kernels.density import finite_status, hierarchical_logp_grad
+from skhbnn.kernels.density import finite_status
 
-_LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
-                        types.CPointer(types.double), types.CPointer(types.double),
-                        types.voidptr)
-_EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
-                          types.CPointer(types.double), types.voidptr)
+from ._wrapped import _EXPAND_SIG, _LOGP_SIG, draws_idata, model_logp, wrapped_model
+
 # the wrapper's header: the problem's header, the number of global
 # coordinates, the addresses of m and L
 W_HEADER, W_NG, W_M, W_L = range(4)
@@ -72,21 +68,11 @@ def dense_logp(dim, z_, out_, logp_, user_data):
     ng = w[W_NG]
     m = carray(_void(w[W_M]), (ng,), np.float64)
     L = carray(_void(w[W_L]), (ng, ng), np.float64)
-    n, n_features, n_layers = h[abi.N_ROWS], h[abi.N_FEATURES], h[abi.N_LAYERS]
-    P, G, n_sd, n_noise = h[abi.P], h[abi.H_GROUPS], h[abi.H_NSD], h[abi.N_NOISE]
     x = _to_x(carray(z_, (dim,)), dim, ng, m, L)
-    floats = carray(_void(h[abi.H_FLOATS]), (3 + n_sd,), np.float64)
     grad = carray(out_, (dim,))
     gx = np.empty(dim)
     lp = carray(logp_, (1,))
-    lp[0] = hierarchical_logp_grad(
-        x, carray(_void(h[abi.XT]), (n_features, n), np.float64),
-        carray(_void(h[abi.Y]), (n,), np.float64), carray(_void(h[abi.W]), (n,), np.float64),
-        carray(_void(h[abi.H_STARTS]), (G + 1,), np.int64),
-        carray(_void(h[abi.LAYOUT]), (n_layers, 4), np.int64), h[abi.ACT],
-        carray(_void(h[abi.H_PLAYER]), (P,), np.int64), floats[0], floats[3:], n_noise,
-        floats[2], floats[1], gx,
-    )
+    lp[0] = model_logp(h, x, gx)
     for i in range(dim):
         grad[i] = gx[i]
     for j in range(ng):  # d/dz = L^T d/dx on the globals
@@ -113,25 +99,10 @@ def dense_expand(dim, expanded, z_, out_, user_data):
 
 def _dense_model(problem, m, L, z0):
     """nutpie's model of ``problem`` in the coordinates ``z``, started at ``z0``."""
-    from nutpie.compile_pymc import CompiledPyMCModel
-
     header = np.array([problem.header.ctypes.data, m.size, m.ctypes.data, L.ctypes.data],
                       dtype=np.int64)
-    dim = problem.n_dim
-    values = {
-        "dims": {"x": ("x_dim_0",)}, "compiled_logp_func": dense_logp,
-        "compiled_expand_func": dense_expand, "initial_point_func": lambda seed: z0.copy(),
-        "user_data": header, "shared_data": {"keep": (problem, m, L, z0)},
-        "n_expanded": dim, "shape_info": (["x"], [slice(None)], [(dim,)]),
-        "_n_dim": dim, "_shapes": {"x": (dim,)}, "_coords": {"x_dim_0": np.arange(dim)},
-    }
-    kwargs = {}
-    for name, field in {f.name: f for f in dataclasses.fields(CompiledPyMCModel)}.items():
-        if name in values:
-            kwargs[name] = values[name]
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            kwargs[name] = None
-    return CompiledPyMCModel(**kwargs)
+    return wrapped_model(problem, dense_logp, dense_expand, header, (m, L, z0),
+                         lambda seed: z0.copy())
 
 
 STEPS: list = []
@@ -140,9 +111,7 @@ STEPS: list = []
 def two_stage(tune_a: int, draws_a: int, tune_b: int):
     """A replacement for ``skhbnn.inference._sample_kernels``."""
     import nutpie
-    import xarray as xr
 
-    from skhbnn.inference import add_weights
     from skhbnn.kernels.nutpie import compiled_model
 
     def sample(definition, data, settings):
@@ -173,55 +142,27 @@ def two_stage(tune_a: int, draws_a: int, tune_b: int):
                 progress_bar=False, save_warmup=False, blocking=False,
             ))
         traces = [r.wait() for r in runs]
-        x = np.concatenate([np.asarray(t.posterior["x"].values) for t in traces])  # (C, S, dim)
-        steps_b = int(sum(t.sample_stats["n_steps"].values.sum() for t in traces))
-        div = np.concatenate([np.asarray(t.sample_stats["diverging"].values) for t in traces])
-        STEPS.append((steps_a, steps_b))
-        free = problem.free_shapes()
-        out = {name: np.empty((x.shape[0], x.shape[1], *shape)) for name, shape in free.items()}
-        for c in range(x.shape[0]):
-            for s in range(x.shape[1]):
-                values = problem.expand(x[c, s])
-                for name in free:
-                    out[name][c, s] = values[name]
-        coords = {"chain": np.arange(x.shape[0]), "draw": np.arange(x.shape[1])}
-        post = xr.Dataset(
-            {name: (("chain", "draw", *(f"{name}_dim_{i}" for i in range(len(shape)))),
-                    out[name]) for name, shape in free.items()}, coords=coords)
-        stats = xr.Dataset({"diverging": (("chain", "draw"), div)}, coords=coords)
-        idata = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
-        add_weights(idata, definition)
-        return idata
+        STEPS.append((steps_a, int(sum(t.sample_stats["n_steps"].values.sum() for t in traces))))
+        return draws_idata(problem, definition, traces)
 
     return sample
 
 
 def main():
-    from sklearn.metrics import log_loss
-
     from skhbnn import inference
 
-    from ._common import seed_data
+    from ._wrapped import fit_record, probe_data
     from .probe_chains import fit_timed
 
     seeds = [int(s) for s in sys.argv[1].split(",")]
     tune_a, draws_a, tune_b = (int(v) for v in (sys.argv[2] if len(sys.argv) > 2
                                                  else "300,100,200").split(","))
     inference._sample_kernels = two_stage(tune_a, draws_a, tune_b)
-    X, X_te, y, y_te, g, g_te = seed_data()
+    X, X_te, y, y_te, g, g_te = probe_data("seed")
     for seed in seeds:
-        clf, t, warned = fit_timed(X, y, g, seed, {})
-        proba = clf.predict_proba(X_te, groups=g_te)
-        d = clf.diagnostics_
-        w = clf.chain_weights_
-        print(json.dumps(dict(
-            seed=seed, t=round(t, 1), acc=round(float(np.mean(proba.argmax(1) == y_te)), 4),
-            ll=round(log_loss(y_te, proba), 4),
-            w=None if w is None else [round(float(v), 2) for v in w],
-            rhat=round(d.get("within_mode_rhat", float("nan")), 3),
-            ess=round(d.get("min_ess", float("nan"))), div=int(d.get("divergences") or 0),
-            steps=STEPS[-1], warned=warned,
-        )), flush=True)
+        clf, t, warned = fit_timed(X, y, g, seed, {"max_draws": None})  # fixed length
+        record = fit_record(clf, t, warned, X_te, y_te, g_te)
+        print(json.dumps(dict(seed=seed, **record, steps=STEPS[-1])), flush=True)
 
 
 if __name__ == "__main__":

@@ -32,67 +32,41 @@ import math
 import sys
 
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, cfunc, njit
 
 from skhbnn.kernels import abi
 from skhbnn.kernels.cfuncs import _void
-from skhbnn.kernels.density import finite_status, hierarchical_logp_grad
+from skhbnn.kernels.density import finite_status
 
-_LOGP_SIG = types.int64(types.uint64, types.CPointer(types.double),
-                        types.CPointer(types.double), types.CPointer(types.double),
-                        types.voidptr)
-_EXPAND_SIG = types.int64(types.uint64, types.uint64, types.CPointer(types.double),
-                          types.CPointer(types.double), types.voidptr)
+from ._wrapped import _EXPAND_SIG, _LOGP_SIG, draws_idata, model_logp, wrapped_model
 
 
 @njit
-def to_model(yv, m0, P, G, player):
-    """The package's coordinates ``x`` (``mu``) from the probe's ``y`` (``m``)."""
-    x = yv.copy()
+def shift(v, m0, P, G, player, sign):
+    """``mu`` from ``m`` (``sign = -1``: the package's coordinates from the
+    probe's) or ``m`` from ``mu`` (``sign = 1``): ``v[mu] + sign * sd *
+    mean_g(raw_g)``, the rest of ``v`` as it is."""
+    out = v.copy()
     for p in range(P):
         s = 0.0
         for g in range(G):
-            s += yv[m0 + P + g * P + p]
-        x[m0 + p] = yv[m0 + p] - math.exp(yv[player[p]]) * s / G
-    return x
+            s += v[m0 + P + g * P + p]
+        out[m0 + p] = v[m0 + p] + sign * math.exp(v[player[p]]) * s / G
+    return out
 
 
 @njit
-def to_probe(x, m0, P, G, player):
-    y = x.copy()
-    for p in range(P):
-        s = 0.0
-        for g in range(G):
-            s += x[m0 + P + g * P + p]
-        y[m0 + p] = x[m0 + p] + math.exp(x[player[p]]) * s / G
-    return y
-
-
-@njit
-def model_logp(h, x, gx):
-    """The package's hierarchical log density at ``x`` (its gradient into
-    ``gx``) for the problem whose header is ``h``."""
-    n, n_features, n_layers = h[abi.N_ROWS], h[abi.N_FEATURES], h[abi.N_LAYERS]
+def _sizes(h):
     P, G, n_sd, n_noise = h[abi.P], h[abi.H_GROUPS], h[abi.H_NSD], h[abi.N_NOISE]
-    floats = carray(_void(h[abi.H_FLOATS]), (3 + n_sd,), np.float64)
-    return hierarchical_logp_grad(
-        x, carray(_void(h[abi.XT]), (n_features, n), np.float64),
-        carray(_void(h[abi.Y]), (n,), np.float64), carray(_void(h[abi.W]), (n,), np.float64),
-        carray(_void(h[abi.H_STARTS]), (G + 1,), np.int64),
-        carray(_void(h[abi.LAYOUT]), (n_layers, 4), np.int64), h[abi.ACT],
-        carray(_void(h[abi.H_PLAYER]), (P,), np.int64), floats[0], floats[3:], n_noise,
-        floats[2], floats[1], gx,
-    )
+    return P, G, n_sd + n_noise, carray(_void(h[abi.H_PLAYER]), (P,), np.int64)
 
 
 @cfunc(_LOGP_SIG, nopython=True)
 def average_logp(dim, y_, out_, logp_, user_data):
     h = carray(user_data, (abi.HEADER_SIZE,), np.int64)
-    P, G, n_sd, n_noise = h[abi.P], h[abi.H_GROUPS], h[abi.H_NSD], h[abi.N_NOISE]
-    m0 = n_sd + n_noise
-    player = carray(_void(h[abi.H_PLAYER]), (P,), np.int64)
+    P, G, m0, player = _sizes(h)
     yv = carray(y_, (dim,))
-    x = to_model(yv, m0, P, G, player)
+    x = shift(yv, m0, P, G, player, -1.0)
     gx = np.empty(dim)
     lp = carray(logp_, (1,))
     lp[0] = model_logp(h, x, gx)
@@ -113,114 +87,106 @@ def average_logp(dim, y_, out_, logp_, user_data):
 
 @cfunc(_EXPAND_SIG, nopython=True)
 def average_expand(dim, expanded, y_, out_, user_data):
-    """The free variables in the package's order (``expanded == dim``)."""
+    """``out = x``: the package's coordinates."""
     h = carray(user_data, (abi.HEADER_SIZE,), np.int64)
-    n_sd, P, G, n_seg, n_noise = h[abi.H_NSD], h[abi.P], h[abi.H_GROUPS], h[abi.H_NSEG], h[abi.N_NOISE]
-    m0 = n_sd + n_noise
-    player = carray(_void(h[abi.H_PLAYER]), (P,), np.int64)
-    segments = carray(_void(h[abi.H_SEGMENTS]), (n_seg, 2), np.int64)
-    x = to_model(carray(y_, (dim,)), m0, P, G, player)
+    P, G, m0, player = _sizes(h)
+    x = shift(carray(y_, (dim,)), m0, P, G, player, -1.0)
     out = carray(out_, (expanded,))
-    k = 0
-    for j in range(m0):
-        out[k] = math.exp(x[j])
-        k += 1
-    for s in range(n_seg):
-        o, size = segments[s, 0], segments[s, 1]
-        for j in range(size):
-            out[k] = x[m0 + o + j]
-            k += 1
-        for g in range(G):
-            for j in range(size):
-                out[k] = x[m0 + P + g * P + o + j]
-                k += 1
+    for i in range(dim):
+        out[i] = x[i]
     return abi.OK
 
 
-_SAVED: dict = {}
+def to_probe(problem, x):
+    """The probe's coordinates of the package's point ``x``."""
+    h = problem.header
+    P, G, m0 = int(h[abi.P]), int(h[abi.H_GROUPS]), int(h[abi.H_NSD]) + int(h[abi.N_NOISE])
+    return shift(x, m0, P, G, problem.arrays[5], 1.0)
 
 
-def uninstall():
-    """Back to the package's coordinates."""
-    from skhbnn.kernels import problem as problem_mod
+def probe_model(problem):
+    """nutpie's model of ``problem`` in ``m``, chains started where the
+    package's would start."""
+    return wrapped_model(problem, average_logp, average_expand, problem.header, None,
+                         lambda seed: to_probe(problem, problem.initial_point(seed)))
 
-    if _SAVED:
-        problem_mod.callbacks = _SAVED["callbacks"]
-        problem_mod.Problem.initial_point = _SAVED["initial_point"]
+
+def sample_in_m(definition, data, settings):
+    """A replacement for ``skhbnn.inference._sample_kernels``."""
+    import nutpie
+
+    problem = definition.build_kernel(*data)
+    trace = nutpie.sample(probe_model(problem), save_warmup=False, **settings)
+    return draws_idata(problem, definition, [trace])
+
+
+_PACKAGE: dict = {}
 
 
 def install():
     """Sample every hierarchical kernel fit of this process in ``m``."""
-    from skhbnn.kernels import problem as problem_mod
+    from skhbnn import inference
 
-    uninstall()
-    original = _SAVED.setdefault("callbacks", problem_mod.callbacks)
-    original_initial = _SAVED.setdefault("initial_point", problem_mod.Problem.initial_point)
+    _PACKAGE.setdefault("sample", inference._sample_kernels)
+    inference._sample_kernels = sample_in_m
 
-    def callbacks():
-        table = dict(original())
-        table["hierarchical"] = (average_logp, average_expand)
-        return table
 
-    def initial_point(self, seed):
-        x = original_initial(self, seed)
-        if self.kind != "hierarchical":
-            return x
-        h = self.header
-        P, G, n_sd, n_noise = (int(h[abi.P]), int(h[abi.H_GROUPS]), int(h[abi.H_NSD]),
-                               int(h[abi.N_NOISE]))
-        player = carray_player(self)
-        return to_probe(x, n_sd + n_noise, P, G, player)
+def uninstall():
+    """Back to the package's coordinates."""
+    from skhbnn import inference
 
-    def carray_player(self):
-        import ctypes
-
-        P = int(self.header[abi.P])
-        buf = (ctypes.c_int64 * P).from_address(int(self.header[abi.H_PLAYER]))
-        return np.frombuffer(buf, dtype=np.int64).copy()
-
-    problem_mod.callbacks = callbacks
-    problem_mod.Problem.initial_point = initial_point
+    if _PACKAGE:
+        inference._sample_kernels = _PACKAGE["sample"]
 
 
 def check():
-    """The wrapped gradient against finite differences, and the model's
-    coordinates round-tripping (a small random problem)."""
+    """On a small problem: the wrapped log density against the package's at
+    the same point, the coordinates round-tripping, the wrapped gradient
+    against finite differences (all three should print ~1e-8 or less)."""
     from skhbnn.datasets import make_rotated_moons
+    from skhbnn.kernels.problem import _ptr
     from skhbnn.models import HierarchicalModel
     from skhbnn.network import NetworkSpec
 
     X, y, g = make_rotated_moons(n_groups=4, n_samples=20, random_state=0)
-    install()
     spec = NetworkSpec(n_features=2, hidden_layer_sizes=(3, 2), n_outputs=1, use_bias=True)
     prob = HierarchicalModel(spec, n_groups=4).build_kernel(X, y.astype(float), g)
+
+    def evaluate(v):
+        v = np.ascontiguousarray(v)
+        grad, logp = np.empty(v.size), np.empty(1)
+        code = average_logp.ctypes(v.size, _ptr(v), _ptr(grad), _ptr(logp),
+                                   prob.header.ctypes.data)
+        return code, float(logp[0]), grad
+
     rng = np.random.default_rng(0)
     yv = rng.normal(size=prob.n_dim) * 0.5
-    code, lp, grad = prob.evaluate(yv)
+    code, lp, grad = evaluate(yv)
+    # the package's density at the same point of the model (Jacobian 1),
+    # and the coordinates round-tripping
+    h = prob.header
+    m0 = int(h[abi.H_NSD]) + int(h[abi.N_NOISE])
+    x = shift(yv, m0, int(h[abi.P]), int(h[abi.H_GROUPS]), prob.arrays[5], -1.0)
+    print("|logp - package's|", abs(lp - prob.logp_grad(x)[0]),
+          "round trip", float(np.max(np.abs(to_probe(prob, x) - yv))), flush=True)
     eps = 1e-6
     fd = np.empty_like(yv)
     for i in range(yv.size):
         e = np.zeros_like(yv)
         e[i] = eps
-        fd[i] = (prob.evaluate(yv + e)[1] - prob.evaluate(yv - e)[1]) / (2 * eps)
+        fd[i] = (evaluate(yv + e)[1] - evaluate(yv - e)[1]) / (2 * eps)
     print("code", code, "max |grad - fd|", float(np.max(np.abs(grad - fd))), flush=True)
 
 
 def main():
-    from sklearn.metrics import log_loss
-
+    from ._wrapped import fit_record, probe_data
     from .probe_chains import fit_timed
-    from .bench_defaults import datasets
 
     which = sys.argv[1]
     seeds = [int(s) for s in sys.argv[2].split(",")]
-    params = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
-    if which == "seed":
-        from ._common import seed_data
-
-        X, X_te, y, y_te, g, g_te = seed_data()
-    else:
-        X, X_te, y, y_te, g, g_te = datasets()[which]
+    # fixed-length fits (session 21's max_draws off): the geometry is compared
+    params = {"max_draws": None, **(json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})}
+    X, X_te, y, y_te, g, g_te = probe_data(which)
     small = g < 3
     for coords in ("m", "mu"):  # compile and load everything before the timed fits
         (install if coords == "m" else uninstall)()
@@ -229,18 +195,8 @@ def main():
     for seed, coords in runs:
         (install if coords == "m" else uninstall)()
         clf, t, warned = fit_timed(X, y, g, seed, params)
-        proba = clf.predict_proba(X_te, groups=g_te)
-        d = clf.diagnostics_
-        w = clf.chain_weights_
-        print(json.dumps(dict(
-            data=which, coords=coords, seed=seed, t=round(t, 1),
-            acc=round(float(np.mean(clf.classes_[proba.argmax(1)] == y_te)), 4),
-            ll=round(log_loss(y_te, proba, labels=clf.classes_), 4),
-            w=None if w is None else [round(float(v), 2) for v in w],
-            rhat=round(d.get("within_mode_rhat", float("nan")), 3),
-            ess=round(d.get("min_ess", float("nan"))), div=int(d.get("divergences") or 0),
-            warned=warned,
-        )), flush=True)
+        record = fit_record(clf, t, warned, X_te, y_te, g_te)
+        print(json.dumps(dict(data=which, coords=coords, seed=seed, **record)), flush=True)
 
 
 if __name__ == "__main__":

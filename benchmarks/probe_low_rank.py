@@ -44,8 +44,7 @@ from skhbnn.kernels import abi
 from skhbnn.kernels.cfuncs import _void
 from skhbnn.kernels.density import finite_status
 
-from .probe_dense_globals import _EXPAND_SIG, _LOGP_SIG
-from .probe_group_average import model_logp
+from ._wrapped import _EXPAND_SIG, _LOGP_SIG, draws_idata, model_logp, wrapped_model
 
 # the wrapper's header: the problem's header, dim, rank, addresses of c, s, V, r
 # (r = sqrt(Lambda) - 1)
@@ -145,27 +144,11 @@ def estimate(draws, grads, gamma=1e-5, cutoff=2.0):
 
 
 def _model(problem, parts, z0):
-    from nutpie.compile_pymc import CompiledPyMCModel
-    import dataclasses
-
     c, s, V, r = parts
-    dim = problem.n_dim
-    header = np.array([problem.header.ctypes.data, dim, V.shape[0], c.ctypes.data,
+    header = np.array([problem.header.ctypes.data, problem.n_dim, V.shape[0], c.ctypes.data,
                        s.ctypes.data, V.ctypes.data, r.ctypes.data], dtype=np.int64)
-    values = {
-        "dims": {"x": ("x_dim_0",)}, "compiled_logp_func": low_rank_logp,
-        "compiled_expand_func": low_rank_expand, "initial_point_func": lambda seed: z0.copy(),
-        "user_data": header, "shared_data": {"keep": (problem, parts, z0)},
-        "n_expanded": dim, "shape_info": (["x"], [slice(None)], [(dim,)]),
-        "_n_dim": dim, "_shapes": {"x": (dim,)}, "_coords": {"x_dim_0": np.arange(dim)},
-    }
-    kwargs = {}
-    for name, field in {f.name: f for f in dataclasses.fields(CompiledPyMCModel)}.items():
-        if name in values:
-            kwargs[name] = values[name]
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            kwargs[name] = None
-    return CompiledPyMCModel(**kwargs)
+    return wrapped_model(problem, low_rank_logp, low_rank_expand, header, (parts, z0),
+                         lambda seed: z0.copy())
 
 
 STATS: list = []
@@ -174,9 +157,7 @@ STATS: list = []
 def two_stage(tune_a: int, window: int, tune_b: int, cutoff: float):
     """A replacement for ``skhbnn.inference._sample_kernels``."""
     import nutpie
-    import xarray as xr
 
-    from skhbnn.inference import add_weights
     from skhbnn.kernels.nutpie import compiled_model
 
     def sample(definition, data, settings):
@@ -207,34 +188,17 @@ def two_stage(tune_a: int, window: int, tune_b: int, cutoff: float):
                 progress_bar=False, save_warmup=False, blocking=False,
             ))
         traces = [run.wait() for run in runs]
-        x = np.concatenate([np.asarray(t.posterior["x"].values) for t in traces])
         steps_b = int(sum(t.sample_stats["n_steps"].values.sum() for t in traces))
-        div = np.concatenate([np.asarray(t.sample_stats["diverging"].values) for t in traces])
         STATS.append(dict(steps=(steps_a, steps_b), ranks=ranks))
-        free = problem.free_shapes()
-        out = {name: np.empty((x.shape[0], x.shape[1], *shape)) for name, shape in free.items()}
-        for ch in range(x.shape[0]):
-            for k in range(x.shape[1]):
-                values = problem.expand(x[ch, k])
-                for name in free:
-                    out[name][ch, k] = values[name]
-        coords = {"chain": np.arange(x.shape[0]), "draw": np.arange(x.shape[1])}
-        post = xr.Dataset(
-            {name: (("chain", "draw", *(f"{name}_dim_{i}" for i in range(len(shape)))),
-                    out[name]) for name, shape in free.items()}, coords=coords)
-        stats = xr.Dataset({"diverging": (("chain", "draw"), div)}, coords=coords)
-        idata = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
-        add_weights(idata, definition)
-        return idata
+        return draws_idata(problem, definition, traces)
 
     return sample
 
 
 def main():
-    from sklearn.metrics import log_loss
-
     from skhbnn import inference
 
+    from ._wrapped import fit_record, probe_data
     from .probe_chains import fit_timed
 
     which = sys.argv[1]
@@ -243,28 +207,11 @@ def main():
     tune_a, window, tune_b = (int(v) for v in opts[:3])
     cutoff = float(opts[3]) if len(opts) > 3 else 2.0
     inference._sample_kernels = two_stage(tune_a, window, tune_b, cutoff)
-    if which == "seed":
-        from ._common import seed_data
-
-        X, X_te, y, y_te, g, g_te = seed_data()
-    else:
-        from .bench_defaults import datasets
-
-        X, X_te, y, y_te, g, g_te = datasets()[which]
+    X, X_te, y, y_te, g, g_te = probe_data(which)
     for seed in seeds:
-        clf, t, warned = fit_timed(X, y, g, seed, {})
-        proba = clf.predict_proba(X_te, groups=g_te)
-        d = clf.diagnostics_
-        w = clf.chain_weights_
-        print(json.dumps(dict(
-            data=which, seed=seed, t=round(t, 1),
-            acc=round(float(np.mean(clf.classes_[proba.argmax(1)] == y_te)), 4),
-            ll=round(log_loss(y_te, proba, labels=clf.classes_), 4),
-            w=None if w is None else [round(float(v), 2) for v in w],
-            rhat=round(d.get("within_mode_rhat", float("nan")), 3),
-            ess=round(d.get("min_ess", float("nan"))), div=int(d.get("divergences") or 0),
-            **STATS[-1], warned=warned,
-        )), flush=True)
+        clf, t, warned = fit_timed(X, y, g, seed, {"max_draws": None})  # fixed length
+        record = fit_record(clf, t, warned, X_te, y_te, g_te)
+        print(json.dumps(dict(data=which, seed=seed, **record, **STATS[-1])), flush=True)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from .inference import (
     sample_nuts,
 )
 from .network import ACTIVATIONS, NetworkSpec
-from .variational import fit_svi, posterior_idata
 from .validation import check_training_data, validate_X
+from .variational import fit_svi, posterior_idata
 
 # Training rows whose predictions serve as convergence diagnostics.
 _N_DIAGNOSTIC_ROWS = 50

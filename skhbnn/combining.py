@@ -7,16 +7,22 @@ from __future__ import annotations
 import numpy as np
 
 from . import structures
+from .continuation import ContinueChains, max_draws_of, only_unmixed
 from .diagnostics import (
     RHAT_THRESHOLD,
     invariant_diagnostics,
     min_draws_per_chain,
     warn_if_unreliable,
 )
-from .continuation import ContinueChains, max_draws_of, only_unmixed
 from .inference import add_log_likelihood, resolve_sampler
 from .priors import PopulationPrior
-from .stacking import chain_loo, chain_modes, draw_weights, mode_stacking, stacking_weights
+from .stacking import (
+    chain_loo,
+    chain_modes,
+    draw_weights,
+    mode_stacking,
+    stacking_weights,
+)
 from .variational import variational_diagnostics
 
 # log_likelihood="auto" stores the pointwise log-likelihood (chains x draws x

@@ -41,7 +41,7 @@ def only_unmixed(diag: dict) -> bool:
     unreliable: a within-mode split R-hat above the threshold or too few
     effective draws, and nothing else (more draws cannot cure too many
     divergences, modes averaged with equal weights, or too few draws to judge)."""
-    from .diagnostics import MIN_ESS, RHAT_THRESHOLD, reliability_problems, _predictive
+    from .diagnostics import MIN_ESS, RHAT_THRESHOLD, _predictive, reliability_problems
 
     unmixed = int(diag.get("within_mode_rhat", float("nan")) > RHAT_THRESHOLD)
     unmixed += int(any(v < MIN_ESS for v in _predictive(diag.get("ess", {})).values()))
