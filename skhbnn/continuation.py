@@ -122,6 +122,12 @@ def continue_chains(definition, data: tuple, idata, *, draws: int, seed: int,
         parts = list(pool.map(run, range(n_chains)))
     groups = idata_groups(idata)
     continued = [idata_groups(p) for p in parts]
+    if any(c["posterior"].sizes["draw"] < draws for c in continued):
+        # nutpie turns Ctrl-C into an early, partial result (as in sample_nuts)
+        raise KeyboardInterrupt(
+            "sampling was interrupted while the chains were continued; the estimator keeps "
+            "its state from before this fit."
+        )
     new = {"posterior": _along_draws(groups["posterior"][free],
                                      [c["posterior"][free] for c in continued])}
     stats = groups.get("sample_stats")
