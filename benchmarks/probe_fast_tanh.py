@@ -16,7 +16,8 @@ libm's, each in its own process, in alternating order.  DATA is
   ``with_fast_tanh`` (session 20: measured, not adopted).
 
 Prints each fit's wall and CPU seconds (the fit alone, after the imports),
-its stage seconds, scores and ``ConvergenceWarning`` text, then per pair
+its stage seconds, draws per chain (after any continuation, session 21), scores
+and ``ConvergenceWarning`` text, then per pair
 libm / fast in wall and CPU time, and their median.
 """
 
@@ -77,7 +78,8 @@ def child(mode: str, seed: int, data: str) -> None:
     print(json.dumps({
         "mode": mode, "seed": seed, "wall": round(wall, 2), "cpu": round(cpu, 2),
         "inference": est.inference_, "acc": round(acc, 4), "log_loss": round(ll, 4),
-        "stages": d.get("svi_stage_seconds"), "steps": d.get("svi_steps"), "warned": warned,
+        "stages": d.get("svi_stage_seconds"), "steps": d.get("svi_steps"),
+        "n_draws": d.get("n_draws"), "warned": warned,
     }))
 
 
