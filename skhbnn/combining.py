@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import structures
-from .continuation import ContinueChains, max_draws_of, only_unmixed
+from .continuation import ContinueChains, max_draws_of
 from .diagnostics import (
     RHAT_THRESHOLD,
     invariant_diagnostics,
     min_draws_per_chain,
+    only_unmixed,
     warn_if_unreliable,
 )
 from .inference import add_log_likelihood, resolve_sampler

@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .kernels import abi
+
 # Warm-up of a continued chain: measured on the post's data (Session 21).
 CONTINUE_TUNE = 100
 
@@ -34,18 +36,6 @@ CONTINUE_TUNE = 100
 class ContinueChains(Exception):
     """Raised by a fit whose chains should go on; :func:`skhbnn._base.fit_atomically`
     catches it and fits again, continuing the chains of ``idata_``."""
-
-
-def only_unmixed(diag: dict) -> bool:
-    """Whether the chains' mixing is all that makes ``diag``'s predictive
-    unreliable: a within-mode split R-hat above the threshold or too few
-    effective draws, and nothing else (more draws cannot cure too many
-    divergences, modes averaged with equal weights, or too few draws to judge)."""
-    from .diagnostics import MIN_ESS, RHAT_THRESHOLD, _predictive, reliability_problems
-
-    unmixed = int(diag.get("within_mode_rhat", float("nan")) > RHAT_THRESHOLD)
-    unmixed += int(any(v < MIN_ESS for v in _predictive(diag.get("ess", {})).values()))
-    return unmixed > 0 and len(reliability_problems(diag)) == unmixed
 
 
 def max_draws_of(max_draws, draws: int) -> int:
@@ -63,8 +53,6 @@ def pack(problem, values: dict) -> np.ndarray:
     draw's arrays by name): the inverse of the expand callback."""
     shapes = problem.free_shapes()
     flat = np.concatenate([np.asarray(values[n], dtype=float).ravel() for n in shapes])
-    from .kernels import abi
-
     h = problem.header
     if problem.kind == "flat":
         x = flat[: problem.n_dim].copy()

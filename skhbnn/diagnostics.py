@@ -295,11 +295,12 @@ def _user_stacklevel() -> int:
     return level
 
 
-def reliability_problems(diag: dict) -> list[str]:
-    """What makes the predictive unreliable, each with what to try; empty if
-    nothing does.  Judged on the predictive quantities (predicted
-    probabilities or means of fitted groups, the population predictive of
-    new groups, a regression's noise sd), not on the :data:`STRUCTURAL` ones.
+def _problems_by_kind(diag: dict) -> tuple[list[str], list[str], list[str]]:
+    """What makes the predictive unreliable, each with what to try, as
+    ``(too few draws to judge, chains not mixed, the rest)``, all empty if
+    none.  Judged on the predictive quantities (predicted probabilities or
+    means of fitted groups, the population predictive of new groups, a
+    regression's noise sd), not on the :data:`STRUCTURAL` ones.
 
     * too few draws to check anything (fewer than 50 per chain; 20 per
       restart of a variational fit, :func:`min_draws_per_chain`);
@@ -315,23 +316,22 @@ def reliability_problems(diag: dict) -> list[str]:
     * chains in different modes (R-hat across chains above 1.05) whose
       predictions were averaged with equal weights instead of stacked.
     """
-    problems = []
+    few, unmixed, rest = [], [], []
     n_draws = diag.get("n_draws")
     needed = min_draws_per_chain(diag.get("inference", "nuts"))
     if n_draws is not None and n_draws < needed:
-        problems.append(
+        few.append(
             f"{n_draws} draws per chain are too few to check convergence "
             f"(use draws >= {needed}, better the default)"
         )
     within = diag.get("within_mode_rhat", float("nan"))
     if within > RHAT_THRESHOLD:
-        # NUTS chains that drift along correlated directions: on the post's
-        # data more tune did not help and a low-rank mass matrix did, on larger
-        # posteriors less often (benchmarks/README.md, "Session 20")
-        # (only a NUTS fit's diagnostics_ hold "mass_matrix")
+        # NUTS chains that drift along correlated directions: a low-rank mass
+        # matrix mixed most on the post's data (benchmarks/README.md, "Session
+        # 20"); only a NUTS fit's diagnostics_ hold "mass_matrix"
         remedy = ("try mass_matrix='low_rank', slower, or more tune and draws"
                   if diag.get("mass_matrix") == "diag" else "try more tune and draws")
-        problems.append(
+        unmixed.append(
             f"chains have not mixed within their mode (split R-hat {within:.2f} > "
             f"{RHAT_THRESHOLD}; {remedy})"
         )
@@ -339,22 +339,22 @@ def reliability_problems(diag: dict) -> list[str]:
     low = {k: v for k, v in _predictive(diag.get("ess", {})).items() if v < min_ess}
     if low:
         worst = ", ".join(f"{k}: {v:.0f}" for k, v in low.items())
-        problems.append(
+        unmixed.append(
             f"effective sample size below {min_ess} ({worst}; try more draws)"
         )
     rate = diag.get("divergence_rate")
     if rate is not None and rate > MAX_DIVERGENCE_RATE:
-        problems.append(
+        rest.append(
             f"{diag['divergences']} divergent transitions ({100 * rate:.1f}% of the draws; "
             "try target_accept=0.95 or more tune)"
         )
     elif rate is None and diag.get("divergences"):  # a summary without the rate
-        problems.append(
+        rest.append(
             f"{diag['divergences']} divergent transitions (try target_accept=0.95 or more tune)"
         )
     stalled = [c for c, done in enumerate(diag.get("svi_converged", [])) if not done]
     if stalled:
-        problems.append(
+        rest.append(
             f"variational restarts {stalled} stopped at the epoch limit before their ELBO "
             "levelled off (the approximation is not converged; try inference='nuts' on "
             "fewer groups, or a smaller network)"
@@ -362,12 +362,24 @@ def reliability_problems(diag: dict) -> list[str]:
     bad = {k: v for k, v in _predictive(diag.get("rhat", {})).items() if v > RHAT_THRESHOLD}
     if bad and diag.get("combination", "equal") == "equal":
         worst = ", ".join(f"{k}: {v:.2f}" for k, v in bad.items())
-        problems.append(
+        rest.append(
             f"R-hat above {RHAT_THRESHOLD} on symmetry-invariant quantities ({worst}); "
             "chains sit in different modes and were averaged (use "
             "combine_chains='stacking', or more tune and draws, or more chains)"
         )
-    return problems
+    return few, unmixed, rest
+
+
+def reliability_problems(diag: dict) -> list[str]:
+    """Every problem of :func:`_problems_by_kind`, in its order."""
+    few, unmixed, rest = _problems_by_kind(diag)
+    return few + unmixed + rest
+
+
+def only_unmixed(diag: dict) -> bool:
+    """Whether chains not mixed is all that is wrong (:mod:`skhbnn.continuation`)."""
+    few, unmixed, rest = _problems_by_kind(diag)
+    return bool(unmixed) and not few and not rest
 
 
 def min_draws_per_chain(inference: str) -> int:

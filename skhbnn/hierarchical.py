@@ -100,13 +100,9 @@ class HierarchicalBayesianMLPClassifier(HierarchicalMixin, ClassifierMixin, Base
     target_accept : float, default=0.9
         NUTS target acceptance rate in (0, 1); raise it if there are
         divergences.
-    mass_matrix : {"diag", "low_rank"}, default="diag"
-        NUTS's mass-matrix adaptation in nutpie, as for
-        :class:`BayesianMLPClassifier`: "low_rank" for chains that drift
-        within their mode, at several times the fit time.
-    max_draws : int, "auto" or None, default="auto"
-        Draws per chain a NUTS fit whose chains have not mixed may grow to,
-        as for :class:`BayesianMLPClassifier`.
+    mass_matrix, max_draws
+        NUTS's mass-matrix adaptation, and the draws per chain a fit whose
+        chains have not mixed may grow to: as for :class:`BayesianMLPClassifier`.
     advi_iterations : int, default=30000
         Optimisation steps for ``inference="advi"``.
     random_state : int, RandomState instance or None, default=None

@@ -5,7 +5,8 @@ import pytest
 
 import skhbnn.combining as combining
 from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
-from skhbnn.continuation import max_draws_of, only_unmixed, pack
+from skhbnn.continuation import max_draws_of, pack
+from skhbnn.diagnostics import only_unmixed
 from skhbnn.models import FlatModel, HierarchicalModel
 from skhbnn.network import NetworkSpec
 
