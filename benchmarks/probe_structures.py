@@ -50,7 +50,7 @@ def fits(data, seeds, params):
             bias=bool(clf.network_.use_bias), sw=d.get("structure_weights"),
             w=None if w is None else [round(float(x), 3) for x in w],
             rhat=round(d.get("within_mode_rhat", float("nan")), 3),
-            ess=round(d.get("min_ess", float("nan"))), warned=warned,
+            ess=round(d.get("min_ess", float("nan"))), n_draws=d.get("n_draws"), warned=warned,
         )), flush=True)
 
 

@@ -255,6 +255,11 @@ class BaseBayesianMLP(PosteriorCombination, BaseEstimator):
         self.__dict__.pop("elbo_", None)  # of an earlier variational fit
         self._structure_weights = None
         if self._samples_both_structures(definition, chains):
+            if self.__dict__.get("_continue_from") is not None:  # the structure kept
+                kept = definition if self.network_.use_bias else structures.bias_free(definition)
+                self._structure_weights = [self.diagnostics_["structure_weights"][name]
+                                           for name in structures.STRUCTURES]
+                return (*self._infer_part(kept, seed, data, chains)[:3], kept)
             return self._infer_structures(definition, seed, data, chains)
         idata, draws, n_div, info = self._infer_part(definition, seed, data, chains)
         if info is not None:

@@ -151,18 +151,19 @@ class PosteriorCombination:
             self.diagnostics_.update(variational_diagnostics(
                 info, getattr(self, "chain_weights_", None), self.diagnostics_["n_draws"]
             ))
-        if self._continue_chains(structure_weights):
+        if self._continue_chains():
             raise ContinueChains
         warn_if_unreliable(self.diagnostics_, type(self).__name__)
 
-    def _continue_chains(self, structure_weights) -> bool:
+    def _continue_chains(self) -> bool:
         """Whether this NUTS fit goes on (:mod:`skhbnn.continuation`): its
         chains have not mixed, and nothing else is wrong; they are on the
-        kernel route, of one structure, inside :func:`skhbnn._base.fit_atomically`,
-        and may double their draws within ``max_draws``."""
+        kernel route, inside :func:`skhbnn._base.fit_atomically`, and may
+        double their draws within ``max_draws`` (with ``use_bias="auto"``,
+        the chains of the structure kept)."""
         diag = self.diagnostics_
         if ("_continue_from" not in self.__dict__ or self.inference_ != "nuts"
-                or structure_weights is not None or resolve_sampler(self.sampler) != "nutpie"):
+                or resolve_sampler(self.sampler) != "nutpie"):
             return False
         n_draws = diag["n_draws"]
         if 2 * n_draws > max_draws_of(getattr(self, "max_draws", None), self.draws):

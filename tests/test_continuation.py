@@ -135,3 +135,17 @@ def test_other_routes_do_not_continue(monkeypatch, binary_data):
                                 random_state=0, progressbar=False, sampler="nutpie-pytensor")
     est.fit(X, y)
     assert est.diagnostics_["n_draws"] == 60 and calls == []
+
+
+def test_use_bias_auto_continues_the_structure_it_kept(monkeypatch, moons_groups):
+    X, y, g = moons_groups
+    plain = _hier(use_bias="auto", max_draws=None).fit(X, y, groups=g)
+    _force_unmixed(monkeypatch, times=1)
+    est = _hier(use_bias="auto").fit(X, y, groups=g)
+    assert est.network_.use_bias == plain.network_.use_bias
+    assert est.diagnostics_["structure_weights"] == plain.diagnostics_["structure_weights"]
+    assert est.diagnostics_["n_draws"] == 120
+    assert set(est.posterior_draws_) == set(plain.posterior_draws_)
+    for name, value in est.posterior_draws_.items():
+        assert value.shape[:2] == (2, 120), name
+        np.testing.assert_array_equal(value[:, :60], plain.posterior_draws_[name])
