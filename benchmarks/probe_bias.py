@@ -12,7 +12,8 @@ and the chains' mean group sds.
 * MODES: comma-separated ``mode[:bias_sd_scale[:bias_mu_sd]]`` with mode
   ``nobias`` (no biases), ``layer`` (biases share their layer's group sd,
   skhbnn 0.1), ``sep`` (biases have their own group sd, HalfNormal(scale))
-  ``shared`` (biases do not vary between groups) or ``ard`` (as ``sep``, and
+  ``shared`` (biases do not vary between groups), ``outb`` (as ``sep``, but
+  only the output layer has biases) or ``ard`` (as ``sep``, and
   each layer's group-mean biases ``Normal(0, tau_b)`` with a learned
   ``tau_b ~ HalfNormal(bias_mu_sd)``, non-centred);
 * SEEDS: comma-separated sampler seeds.
@@ -41,7 +42,7 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
         rv = {}
         for l in range(spec.n_layers):
             rv[f"sd{l}"] = pm.HalfNormal(f"sd{l}", 1.0)
-            if mode in ("sep", "ard", "sep-cout") and spec.use_bias:
+            if mode in ("sep", "ard", "sep-cout", "outb") and spec.use_bias:
                 rv[f"sdb{l}"] = pm.HalfNormal(f"sdb{l}", b_scale)
             if mode == "ard" and spec.use_bias:
                 rv[f"sdtau{l}"] = pm.HalfNormal(f"sdtau{l}", b_mu_sd)
@@ -53,10 +54,13 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
                 mu = pm.Deterministic(f"{name}_mu", rv[f"sdtau{l}"] * pm.Normal(f"{name}_z", 0, 1, shape=shape))
             else:
                 mu = pm.Normal(f"{name}_mu", 0, b_mu_sd if isb else 1.0, shape=shape)
+            if isb and mode == "outb" and l < spec.n_layers - 1:  # output biases only
+                params[name] = pm.Deterministic(name, pt.zeros((G, *shape)))
+                continue
             if isb and mode == "shared":
                 params[name] = pm.Deterministic(name, pt.broadcast_to(mu, (G, *shape)))
                 continue
-            sd = rv[f"sdb{l}"] if (isb and mode in ("sep", "ard", "sep-cout")) else rv[f"sd{l}"]
+            sd = rv[f"sdb{l}"] if (isb and mode in ("sep", "ard", "sep-cout", "outb")) else rv[f"sd{l}"]
             if mode.endswith("-cout") and l == spec.n_layers - 1:  # centred output layer
                 params[name] = pm.Normal(name, mu, sd, shape=(G, *shape))
                 continue
