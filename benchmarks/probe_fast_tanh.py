@@ -1,19 +1,18 @@
-"""The kernels' vectorised tanh against libm's, paired (sessions 19 and 20).
+"""The kernels' vectorised tanh against libm's, paired (sessions 19, 20, 22).
 
 ``python -m benchmarks.probe_fast_tanh DATA SEEDS [PAIRS]``: for each
 ``random_state`` in ``SEEDS`` (comma-separated), ``PAIRS`` pairs (default 1) of
 default fits of ``HierarchicalBayesianMLPClassifier`` (``inference="auto"``),
-one with the vectorised tanh (``skhbnn.kernels.abi.FAST_TANH``) and one with
-libm's, each in its own process, in alternating order.  DATA is
+one with the vectorised tanh (``skhbnn.kernels.abi.FAST_TANH``, the package's
+since session 22) and one with libm's (every tanh problem's header set back
+to code 0, the package before), each in its own process, in alternating
+order.  DATA is
 
 * ``moons`` (500 groups x 50 rows, ``seed_data``; scored on the first 100
   groups, as in ``python -m benchmarks scale``) or ``GxK``
   (``bench_scale.grouped_data``, G groups, K classes; scored on the first 500
-  groups): SVI fits, which run the vectorised tanh; the libm side is the code
-  before session 19 (``skhbnn.svi.with_fast_tanh`` replaced by the identity);
-* ``seed`` (the post's data, seed 31; scored on all 900 test rows): NUTS fits,
-  which run libm's tanh; the fast side hands NUTS its problem through
-  ``with_fast_tanh`` (session 20: measured, not adopted).
+  groups): SVI fits;
+* ``seed`` (the post's data, seed 31; scored on all 900 test rows): NUTS fits.
 
 Prints each fit's wall and CPU seconds (the fit alone, after the imports),
 its stage seconds, draws per chain (after any continuation, session 21), scores
@@ -40,17 +39,21 @@ def child(mode: str, seed: int, data: str) -> None:
     from .bench_defaults import _metrics
 
     quiet()
-    import skhbnn.svi
     from skhbnn import HierarchicalBayesianMLPClassifier
 
-    if mode == "libm":
-        skhbnn.svi.with_fast_tanh = lambda problem: problem
-    elif data == "seed":  # NUTS on the kernels with the vectorised tanh too
-        import skhbnn.kernels.nutpie as route
-        from skhbnn.kernels.problem import with_fast_tanh
+    if mode == "libm":  # every tanh problem as before: code 0, libm's exp
+        import skhbnn.kernels.problem as problem
+        from skhbnn.kernels import abi
 
-        compiled = route.compiled_model
-        route.compiled_model = lambda problem, **kw: compiled(with_fast_tanh(problem), **kw)
+        header = problem._header
+
+        def libm_header(spec, *args):
+            out = header(spec, *args)
+            if spec.activation == "tanh":
+                out[abi.ACT] = abi.ACTIVATION_CODES["tanh"]
+            return out
+
+        problem._header = libm_header
     if data == "seed":  # the post's data: NUTS at the defaults, all 900 test rows
         X, X_te, y, y_te, g, g_te = seed_data()
         subset = 18

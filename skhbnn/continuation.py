@@ -119,10 +119,13 @@ def continue_chains(definition, data: tuple, idata, *, draws: int, seed: int,
     new = {"posterior": _along_draws(groups["posterior"][free],
                                      [c["posterior"][free] for c in continued])}
     stats = groups.get("sample_stats")
-    if stats is not None and "diverging" in stats:
-        new["sample_stats"] = _along_draws(
-            stats[["diverging"]], [c["sample_stats"][["diverging"]] for c in continued]
-        )
+    if stats is not None:  # divergences, and leapfrog steps where recorded
+        keep = [v for v in ("diverging", "n_steps")
+                if v in stats and all(v in c["sample_stats"] for c in continued)]
+        if keep:
+            new["sample_stats"] = _along_draws(
+                stats[keep], [c["sample_stats"][keep] for c in continued]
+            )
     out = make_idata(new)
     add_weights(out, definition)
     return out

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kernels import abi
-from .kernels.problem import with_fast_tanh
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -255,9 +254,8 @@ class Schedule:
 
 def pack(definition, data):
     """The kernels' problem of ``definition`` on ``data = (X, y, codes,
-    weights)`` as the variational path evaluates it, wherever it runs: its
-    tanh vectorised (:func:`skhbnn.kernels.problem.with_fast_tanh`)."""
-    return with_fast_tanh(definition.build_kernel(*data))
+    weights)`` as the variational path evaluates it, wherever it runs."""
+    return definition.build_kernel(*data)
 
 
 def fit_restart(definition, data, seed: int, x0, *, max_epochs: int, tol: float) -> Fit:

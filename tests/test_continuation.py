@@ -102,6 +102,10 @@ def test_an_unmixed_fit_doubles_its_draws_from_where_the_chains_ended(monkeypatc
         # the first draws are the plain fit's: the chains went on
         np.testing.assert_array_equal(value[:, :60], plain.posterior_draws_[name])
     assert est.idata_.posterior.sizes["draw"] == 120
+    for stat in ("diverging", "n_steps"):  # kept along the whole chains
+        assert est.idata_.sample_stats[stat].shape == (2, 120), stat
+        np.testing.assert_array_equal(est.idata_.sample_stats[stat].values[:, :60],
+                                      plain.idata_.sample_stats[stat].values)
     assert est.predict_proba(X, groups=g).shape == (len(X), 2)
     # the same random_state gives the same continued fit
     _force_unmixed(monkeypatch, times=1)

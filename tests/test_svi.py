@@ -190,8 +190,7 @@ def test_an_unconverged_fit_warns(monkeypatch, grouped):
 
 def test_the_variational_path_runs_the_vectorised_tanh(monkeypatch, grouped):
     """SVI's steps and its warm start evaluate abi.FAST_TANH (the same
-    values as libm's tanh to 2e-16, tests/test_density.py); NUTS keeps
-    libm's, whose last bits its trajectories depend on."""
+    values as libm's tanh to 2e-16, tests/test_density.py), as NUTS does."""
     from skhbnn.kernels import abi
 
     seen = []

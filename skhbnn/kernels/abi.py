@@ -50,11 +50,12 @@ HEADER_SIZE = 21
 
 ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
 # tanh computed with an exp in arithmetic that LLVM vectorises
-# (skhbnn.kernels.density._exp_nonpositive): equal to code 0's tanh within
-# 2.2e-16, and faster (benchmarks/README.md, "Session 19").  Not a user-facing
-# activation: the variational path sets it (skhbnn.svi.pack, through
-# skhbnn.kernels.problem.with_fast_tanh).  NUTS keeps code 0, whose last bits
-# its trajectories (and so its fits for a given random_state) depend on.
+# (skhbnn.kernels.density._exp_nonpositive): equal to code 0's (libm's exp)
+# within 2.2e-16, and faster (benchmarks/README.md, "Session 19").  Not a
+# user-facing activation: every tanh network's problem gets it
+# (skhbnn.kernels.problem._header; NUTS since session 22, when continued
+# chains had made its fits reliable under either tanh).  Code 0 stays, the
+# reference tests/test_density.py checks it against.
 FAST_TANH = 4
 
 # Return codes.  0, 3 and 4 as nutpie's own callbacks for PyMC models return

@@ -173,27 +173,13 @@ def _header(spec, XT: np.ndarray, y: np.ndarray, w: np.ndarray, layout: np.ndarr
         XT.ctypes.data, y.ctypes.data, w.ctypes.data, y.size, XT.shape[0],
         layout.ctypes.data, len(layout),
     ]
-    header[abi.ACT] = abi.ACTIVATION_CODES[spec.activation]
+    # tanh in arithmetic LLVM vectorises, equal to libm's within 2.2e-16 and
+    # 1.4-1.6x faster per fit (benchmarks/README.md, "Session 22")
+    header[abi.ACT] = (abi.FAST_TANH if spec.activation == "tanh"
+                       else abi.ACTIVATION_CODES[spec.activation])
     header[abi.P] = spec.n_params
     header[abi.STAMP] = abi.ABI_STAMP
     return header
-
-
-def with_fast_tanh(problem: Problem) -> Problem:
-    """``problem`` with its tanh computed in vectorised arithmetic
-    (:data:`skhbnn.kernels.abi.FAST_TANH`; other activations unchanged).
-
-    The variational path's: its stochastic gradients do not depend on the
-    last bit of a tanh, and the fit is as reproducible as before (the same
-    code gives the same bits).  NUTS keeps libm's ``exp``: a trajectory is
-    chaotic, so a last-bit change moves every fit of a given
-    ``random_state`` elsewhere (``benchmarks/README.md``, "Session 19").
-    """
-    if int(problem.header[abi.ACT]) != abi.ACTIVATION_CODES["tanh"]:
-        return problem
-    header = problem.header.copy()
-    header[abi.ACT] = abi.FAST_TANH
-    return replace(problem, header=header)
 
 
 def pack_flat(model, X: np.ndarray, y: np.ndarray, weights=None) -> Problem:
