@@ -16,6 +16,8 @@ and the chains' mean group sds.
   only the output layer has biases) or ``ard`` (as ``sep``, and
   each layer's group-mean biases ``Normal(0, tau_b)`` with a learned
   ``tau_b ~ HalfNormal(bias_mu_sd)``, non-centred);
+  a suffix ``-ref`` (e.g. ``sep-ref``) gives a multiclass network K - 1
+  outputs, the first class's logit fixed at 0 (as the binary network has);
 * SEEDS: comma-separated sampler seeds.
 
 ``SKHBNN_PROBE_CHAINS=4 SKHBNN_PROBE_DRAWS=500 SKHBNN_PROBE_TUNE=500`` set the
@@ -35,7 +37,7 @@ from skhbnn.datasets import make_rotated_moons, make_grouped_classification
 from sklearn.metrics import log_loss, accuracy_score
 from scipy.special import expit
 
-def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
+def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd, ref=False):
     X_pad, y_pad, idx = pad_by_group(X, y, codes, G)
     yo = y_pad.reshape(-1)[idx]
     with pm.Model() as m:
@@ -67,8 +69,8 @@ def build(X, y, codes, G, spec, mode, b_scale, b_mu_sd):
             raw = pm.Normal(f"{name}_raw", 0, 1, shape=(G, *shape))
             params[name] = pm.Deterministic(name, mu + sd * raw)
         logits = forward(params, pt.as_tensor(X_pad), spec, xp=pt).reshape((-1, spec.n_outputs))[idx]
-        if spec.n_outputs == 1:
-            logits = pt.concatenate([pt.zeros_like(logits), logits], axis=-1)
+        if spec.n_outputs == 1 or ref:  # a reference class with logit 0
+            logits = pt.concatenate([pt.zeros_like(logits[:, :1]), logits], axis=-1)
         pm.Categorical("y", logit_p=logits, observed=yo)
     return m
 
@@ -78,10 +80,12 @@ def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5),
         chains=int(os.environ.get("SKHBNN_PROBE_CHAINS", 2))):
     Xtr, Xte, ytr, yte, gtr, gte = data
     classes = np.unique(ytr); K = len(classes)
+    ref = mode.endswith("-ref")
+    mode = mode.removesuffix("-ref")
     G = len(np.unique(gtr))
-    spec = NetworkSpec(n_features=Xtr.shape[1], hidden_layer_sizes=hidden, n_outputs=1 if K == 2 else K,
+    spec = NetworkSpec(n_features=Xtr.shape[1], hidden_layer_sizes=hidden, n_outputs=1 if K == 2 else K - ref,
                        activation="tanh", use_bias=not mode.startswith("nobias"))
-    m = build(Xtr, ytr, gtr, G, spec, mode, b_scale, b_mu_sd)
+    m = build(Xtr, ytr, gtr, G, spec, mode, b_scale, b_mu_sd, ref)
     t = time.perf_counter()
     cm = nutpie.compile_pymc_model(m, var_names=list(spec.param_shapes()) + [v.name for v in m.free_RVs if v.name.startswith("sd")])
     tc = time.perf_counter() - t
@@ -95,6 +99,8 @@ def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5),
         sel = gte == g
         pg = {n: v[:, g] for n, v in params.items()}
         z = forward(pg, Xte[sel][None], spec, xp=np)  # (S, n, out)
+        if ref:
+            z = np.concatenate([np.zeros_like(z[..., :1]), z], axis=-1)
         if K == 2:
             p1 = expit(z[..., 0]).mean(0); P[sel, 1] = p1; P[sel, 0] = 1 - p1
         else:
@@ -103,6 +109,8 @@ def run(data, mode, b_scale, b_mu_sd, seed, hidden=(5, 5),
     rows = np.flatnonzero(gte == 0)[:50]
     full = {n: np.asarray(post[n]) for n in spec.param_shapes()}  # (C, S, G, ...)
     zr = forward({n: v[:, :, 0] for n, v in full.items()}, Xte[rows][None, None], spec, xp=np)
+    if ref:
+        zr = np.concatenate([np.zeros_like(zr[..., :1]), zr], axis=-1)
     pr = expit(zr[..., 0]) if K == 2 else np.exp(zr[..., 0] - np.logaddexp.reduce(zr, axis=-1))
     ess_p = [int(np.nanmin(ess_bulk(pr[c:c + 1]))) for c in range(pr.shape[0])]
     div = int(np.asarray(idata.sample_stats["diverging"]).sum())

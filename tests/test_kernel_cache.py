@@ -166,8 +166,10 @@ def test_unmodified_copy_loads_the_callbacks_from_the_cache(copy, tmp_path):
 
 
 def _change_tanh(density: Path) -> None:
-    """tanh(a) becomes a different function: every logp and gradient changes."""
+    """tanh(a) becomes a different function: every logp and gradient changes
+    (both tanh codes: libm's and the vectorised one every problem runs)."""
     _edit(density, "e = math.exp(-2.0 * abs(x))", "e = math.exp(-2.25 * abs(x))")
+    _edit(density, "e = _exp_nonpositive(-2.0 * a if", "e = _exp_nonpositive(-2.25 * a if")
 
 
 def _stamp_of(package: Path) -> int:
