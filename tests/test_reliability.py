@@ -174,10 +174,13 @@ BAD_FITS = {
                                       random_state=0, progressbar=False),
         "divergent transitions",
     ),
-    # a funnel after 100 tuning steps: the group sds have not mixed (with
-    # max_draws="auto" its chains would be continued first, test_continuation.py)
-    "hierarchical, tune=draws=100": (
-        lambda: HierarchicalBayesianMLPClassifier(draws=100, tune=100, chains=3, random_state=0,
+    # a funnel after 50 tuning steps: the chains have not mixed (split R-hat
+    # 1.16 / 1.26, ESS 47 / 9 on PyMC 6 / 5; with max_draws="auto" its chains
+    # would be continued first, test_continuation.py).  tune=draws=100 was this
+    # case until the vectorised tanh moved its chains (session 22): on PyMC 5
+    # they then mixed (ESS 171), a fit not bad enough to freeze
+    "hierarchical, tune=50, draws=60": (
+        lambda: HierarchicalBayesianMLPClassifier(draws=60, tune=50, chains=3, random_state=0,
                                                   progressbar=False, max_draws=None),
         "effective sample size below 100",
     ),

@@ -15,9 +15,8 @@ a fused forward and backward pass:
   ``e = exp(-2|a|)``, absolute error below 1e-16): libm's ``tanh`` costs three
   times as much, and with 18 x 50 rows x 10 hidden units it dominated the
   pytensor-compiled gradient (``benchmarks/probe_gradient.py``,
-  ``benchmarks/README.md``); every problem's (``abi.FAST_TANH``) computes
-  that ``exp`` in arithmetic LLVM vectorises (``_exp_nonpositive``), code 0
-  with libm's;
+  ``benchmarks/README.md``); ``abi.FAST_TANH`` (every problem's) computes that
+  ``exp`` in arithmetic LLVM vectorises (``_exp_nonpositive``), code 0 libm's;
 * no temporary arrays per operation, one scratch buffer per call.
 
 Functions are compiled with ``cache=True``: numba stores the machine code
