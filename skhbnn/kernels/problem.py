@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
