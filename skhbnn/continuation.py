@@ -27,8 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .kernels import abi
-
 # Warm-up of a continued chain: measured on the post's data (Session 21).
 CONTINUE_TUNE = 100
 
@@ -46,32 +44,6 @@ def max_draws_of(max_draws, draws: int) -> int:
     if max_draws == "auto":
         return 4 * int(draws)
     return max(int(max_draws), int(draws))
-
-
-def pack(problem, values: dict) -> np.ndarray:
-    """The unconstrained vector whose free variables are ``values`` (one
-    draw's arrays by name): the inverse of the expand callback."""
-    shapes = problem.free_shapes()
-    flat = np.concatenate([np.asarray(values[n], dtype=float).ravel() for n in shapes])
-    h = problem.header
-    if problem.kind == "flat":
-        x = flat[: problem.n_dim].copy()
-        P = int(h[abi.P])
-        x[P:] = np.log(x[P:])  # a regression's noise sd
-        return x
-    m0 = int(h[abi.H_NSD]) + int(h[abi.N_NOISE])
-    P, G = int(h[abi.P]), int(h[abi.H_GROUPS])
-    segments = problem.arrays[6]
-    x = np.empty(problem.n_dim)
-    x[:m0] = np.log(flat[:m0])
-    k = m0
-    raw = x[m0 + P:].reshape(G, P)
-    for o, size in segments:
-        x[m0 + o : m0 + o + size] = flat[k : k + size]
-        k += size
-        raw[:, o : o + size] = flat[k : k + G * size].reshape(G, size)
-        k += G * size
-    return x
 
 
 def continuation_seed(seed: int, n_draws: int) -> int:
@@ -99,7 +71,7 @@ def continue_chains(definition, data: tuple, idata, *, draws: int, seed: int,
 
     def run(chain: int):
         last = {n: np.asarray(post[n].values[chain, -1]) for n in free}
-        x0 = pack(problem, last)
+        x0 = problem.pack(last)
         model = dataclasses.replace(compiled, initial_point_func=lambda _seed: x0.copy())
         return nutpie.sample(
             model, draws=draws, tune=CONTINUE_TUNE, chains=1, cores=1, seed=base + chain,

@@ -5,7 +5,7 @@ import pytest
 
 import skhbnn.combining as combining
 from skhbnn import BayesianMLPClassifier, HierarchicalBayesianMLPClassifier
-from skhbnn.continuation import max_draws_of, pack
+from skhbnn.continuation import max_draws_of
 from skhbnn.diagnostics import only_unmixed
 from skhbnn.models import FlatModel, HierarchicalModel
 from skhbnn.network import NetworkSpec
@@ -35,7 +35,7 @@ def test_pack_inverts_the_expand_callback(name):
     problem = _problems()[name]
     for seed in range(3):
         x = problem.initial_point(seed)
-        np.testing.assert_allclose(pack(problem, problem.expand(x)), x, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(problem.pack(problem.expand(x)), x, rtol=1e-12, atol=1e-12)
 
 
 def _diag(**kw):

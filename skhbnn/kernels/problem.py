@@ -121,6 +121,34 @@ class Problem:
         _check(code, "expand")
         return split_flat(out, self.shapes)
 
+    def pack(self, values: dict) -> np.ndarray:
+        """The unconstrained vector whose free variables are ``values`` (one
+        draw's arrays by name): the inverse of :meth:`expand` (a continued
+        chain starts there, :mod:`skhbnn.continuation`)."""
+        shapes = self.free_shapes()
+        flat = np.concatenate([np.asarray(values[n], dtype=float).ravel() for n in shapes])
+        h = self.header
+        if self.kind == "flat":
+            x = flat[: self.n_dim].copy()
+            P = int(h[abi.P])
+            x[P:] = np.log(x[P:])  # a regression's noise sd
+            return x
+        # group sds and noise sds (log), then per parameter array its group
+        # mean and its groups' offsets, laid out as mu (P) and raw (G x P)
+        m0 = int(h[abi.H_NSD]) + int(h[abi.N_NOISE])
+        P, G = int(h[abi.P]), int(h[abi.H_GROUPS])
+        segments = self.arrays[6]  # (offset, size) of each parameter array
+        x = np.empty(self.n_dim)
+        x[:m0] = np.log(flat[:m0])
+        k = m0
+        raw = x[m0 + P:].reshape(G, P)
+        for o, size in segments:
+            x[m0 + o : m0 + o + size] = flat[k : k + size]
+            k += size
+            raw[:, o : o + size] = flat[k : k + G * size].reshape(G, size)
+            k += G * size
+        return x
+
 
 class StaleKernelError(RuntimeError):
     """The compiled callbacks and the Python side disagree on the header."""
