@@ -169,7 +169,7 @@ def _change_tanh(density: Path) -> None:
     """tanh(a) becomes a different function: every logp and gradient changes
     (both tanh codes: libm's and the vectorised one every problem runs)."""
     _edit(density, "e = math.exp(-2.0 * abs(x))", "e = math.exp(-2.25 * abs(x))")
-    _edit(density, "e = _exp_nonpositive(-2.0 * a if", "e = _exp_nonpositive(-2.25 * a if")
+    _edit(density, "e = exp_nonpositive(-2.0 * a if", "e = exp_nonpositive(-2.25 * a if")
 
 
 def _stamp_of(package: Path) -> int:
@@ -221,6 +221,18 @@ def test_edited_kernels_with_a_stale_cache_recompile(copy, tmp_path):
     info, back = _run(root, cache, tmp_path / "back.npy")
     assert info["stamp"] == first["stamp"] and not info["stale_at_first"]
     np.testing.assert_array_equal(back, values)
+
+
+@pytest.mark.slow
+def test_edited_elementary_functions_with_a_stale_cache_recompile(copy, tmp_path):
+    """elementary.py changed, density.py and cfuncs.py not: numba would load
+    density's and the callbacks' code with the old exp and log inlined; both
+    are compiled with the new ones instead."""
+    root, package, cache, first, values = copy
+    _edit(package / "kernels" / "elementary.py", "p = p * r + _EXP_COEFS[k]",
+          "p = p * r + 1.01 * _EXP_COEFS[k]")
+    edited = _check_recompiled(root, cache, tmp_path, first, "elementary")
+    assert not np.array_equal(edited, values)
 
 
 @pytest.mark.slow

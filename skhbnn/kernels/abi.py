@@ -50,7 +50,7 @@ HEADER_SIZE = 21
 
 ACTIVATION_CODES = {"tanh": 0, "relu": 1, "logistic": 2, "identity": 3}
 # tanh computed with an exp in arithmetic that LLVM vectorises
-# (skhbnn.kernels.density._exp_nonpositive): equal to code 0's (libm's exp)
+# (skhbnn.kernels.elementary.exp_nonpositive): equal to code 0's (libm's exp)
 # within 2.2e-16, and faster (benchmarks/README.md, "Session 19").  Not a
 # user-facing activation: every tanh network's problem gets it
 # (skhbnn.kernels.problem._header; NUTS since session 22, when continued
@@ -66,7 +66,7 @@ STALE = -2
 NONFINITE_GRADIENT = 3
 NONFINITE_LOGP = 4
 
-_SOURCES = ("abi.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py")
+_SOURCES = ("abi.py", "elementary.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py")
 
 
 def _stamp() -> int:
@@ -83,7 +83,7 @@ ABI_STAMP = _stamp()
 
 # Modules whose compiled code inlines density.py's functions: numba checks only
 # their own source file, so their caches can hold code of other kernel sources.
-_DEPENDENT = ("cfuncs.", "mixture.", "svi_step.")
+_DEPENDENT = ("density.", "cfuncs.", "mixture.", "svi_step.")
 _refreshed = False
 
 

@@ -13,10 +13,9 @@ a fused forward and backward pass:
   long rows and LLVM vectorises it;
 * ``tanh`` is computed from one ``exp`` (``(1 - e) / (1 + e)``,
   ``e = exp(-2|a|)``, absolute error below 1e-16): libm's ``tanh`` costs three
-  times as much, and with 18 x 50 rows x 10 hidden units it dominated the
-  pytensor-compiled gradient (``benchmarks/probe_gradient.py``,
-  ``benchmarks/README.md``); ``abi.FAST_TANH`` (every problem's) computes that
-  ``exp`` in arithmetic LLVM vectorises (``_exp_nonpositive``), code 0 libm's;
+  times as much (``benchmarks/README.md``); ``abi.FAST_TANH`` (every
+  problem's) and the likelihoods take ``exp`` and ``log`` from
+  :mod:`skhbnn.kernels.elementary`, arithmetic LLVM vectorises over the rows;
 * no temporary arrays per operation, one scratch buffer per call.
 
 Functions are compiled with ``cache=True``: numba stores the machine code
@@ -37,6 +36,7 @@ import numpy as np
 from numba import njit
 
 from .abi import refresh_dependent_caches
+from .elementary import exp_nonpositive, log1p_unit, log_positive
 
 # before cfuncs, mixture or svi_step (each imports this module first) load
 # cached code compiled from other kernel sources (skhbnn.kernels.abi)
@@ -51,33 +51,11 @@ refresh_dependent_caches()
 _FASTMATH = False
 _JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 
-# Activation codes ``act``: skhbnn.kernels.abi.ACTIVATION_CODES (0 tanh, 1 relu,
-# 2 logistic, 3 identity) and abi.FAST_TANH (4: tanh through _exp_nonpositive).
-
-# exp on [-40, 0] in arithmetic LLVM vectorises (libm's exp is a call per row):
-# Cody-Waite reduction z = n ln2 + r, |r| <= ln2 / 2, exp(r) by its Taylor
-# series to r**13 (remainder below 4e-18), 2**n written into the exponent bits.
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: n * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_EXP_COEFS = tuple(1.0 / math.factorial(k) for k in range(14))
-
-
-@njit(**_JIT)
-def _exp_nonpositive(z):
-    """``exp(z)`` for ``-40 <= z <= 0``, within 1 ulp of libm's (tests/test_density.py)."""
-    nf = math.floor(z * _LOG2E + 0.5)
-    r = (z - nf * _LN2_HI) - nf * _LN2_LO
-    p = _EXP_COEFS[13]
-    for k in range(12, -1, -1):
-        p = p * r + _EXP_COEFS[k]
-    scale = np.int64((np.int64(nf) + 1023) << 52).view(np.float64)
-    return p * scale
-
 
 @njit(**_JIT)
 def _activate(H, layer, j, n, act):
-    """``H[layer, j, i] = f(H[layer, j, i])`` for one unit over the rows.
+    """``H[layer, j, i] = f(H[layer, j, i])`` for one unit over the rows; ``act``:
+    abi.ACTIVATION_CODES (0 tanh, 1 relu, 2 logistic, 3 identity), abi.FAST_TANH (4).
 
     Everything indexes ``H`` directly: numba array views cost reference
     counting, which made a view per unit and layer dominate the kernel.
@@ -88,12 +66,12 @@ def _activate(H, layer, j, n, act):
             e = math.exp(-2.0 * abs(x))
             t = (1.0 - e) / (1.0 + e)
             H[layer, j, i] = t if x >= 0.0 else -t
-    elif act == 4:  # tanh through _exp_nonpositive: the same values to 2e-16, vectorised
+    elif act == 4:  # tanh through exp_nonpositive: the same values to 2e-16, vectorised
         for i in range(n):
             x = H[layer, j, i]
             a = abs(x)
             # exp(-40) < 2**-54: beyond |x| = 20 tanh rounds to +-1 either way
-            e = _exp_nonpositive(-2.0 * a if a < 20.0 else -40.0)
+            e = exp_nonpositive(-2.0 * a if a < 20.0 else -40.0)
             t = (1.0 - e) / (1.0 + e)
             H[layer, j, i] = t if x >= 0.0 else (-t if x < 0.0 else x)  # NaN stays NaN
     elif act == 1:
@@ -153,30 +131,41 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
             D[c, 0, i] = weight * r * inv
             gsigma += weight * (r * r - 1.0)
         return total, gsigma
+    # each row's term into D[2, 0] (no running sum: the loop vectorises), summed after
     if n_out == 1:
         for i in range(n):
             x = H[top, 0, i]
-            e = math.exp(-abs(x))
-            softplus = max(x, 0.0) + math.log1p(e)
+            a = abs(x)
+            e = exp_nonpositive(-a if a < 700.0 else -700.0)
             p1 = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
-            label = y[r0 + i]
             weight = rw[r0 + i]
-            total += weight * (label * x - softplus)
+            label = y[r0 + i]
+            D[2, 0, i] = weight * (label * x - (max(x, 0.0) + log1p_unit(e)))
             D[c, 0, i] = weight * (label - p1)
+        for i in range(n):
+            total += D[2, 0, i]
         return total, 0.0
+    # softmax, one class at a time over the rows: D[2, 0] the rows' largest
+    # output, D[2, 1] the sum of exp(output - largest), then log-sum-exp
     for i in range(n):
-        m = H[top, 0, i]
-        for k in range(1, n_out):
-            m = max(m, H[top, k, i])
-        s = 0.0
-        for k in range(n_out):
-            s += math.exp(H[top, k, i] - m)
-        lse = m + math.log(s)
+        D[2, 0, i] = H[top, 0, i]
+    for k in range(1, n_out):
+        for i in range(n):
+            D[2, 0, i] = max(D[2, 0, i], H[top, k, i])
+    for i in range(n):
+        D[2, 1, i] = 0.0
+    for k in range(n_out):
+        for i in range(n):
+            D[2, 1, i] += exp_nonpositive(max(H[top, k, i] - D[2, 0, i], -700.0))
+    for i in range(n):
+        D[2, 0, i] += log_positive(D[2, 1, i])
+    for k in range(n_out):
+        for i in range(n):
+            D[c, k, i] = -rw[r0 + i] * exp_nonpositive(max(H[top, k, i] - D[2, 0, i], -700.0))
+    for i in range(n):
         label = int(y[r0 + i])
         weight = rw[r0 + i]
-        total += weight * (H[top, label, i] - lse)
-        for k in range(n_out):
-            D[c, k, i] = -weight * math.exp(H[top, k, i] - lse)
+        total += weight * (H[top, label, i] - D[2, 0, i])
         D[c, label, i] += weight
     return total, 0.0
 
@@ -189,7 +178,7 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
     derivative with respect to ``log sigma``.
 
     ``XT`` is (n_features, n_rows); ``H`` (n_layers + 1, max_width, max_rows)
-    and ``D`` (2, max_width, max_rows) are scratch space.
+    and ``D`` (3, max(max_width, 2), max_rows) are scratch space.
     """
     n = r1 - r0
     n_layers = layout.shape[0]
@@ -246,7 +235,7 @@ def _scratch(layout, max_rows):
     for layer in range(layout.shape[0]):
         width = max(width, layout[layer, 1])
     H = np.empty((layout.shape[0] + 1, width, max_rows))
-    D = np.empty((2, width, max_rows))
+    D = np.empty((3, max(width, 2), max_rows))
     return H, D
 
 
@@ -359,13 +348,20 @@ def hierarchical_logp_grad(
     H, D = _scratch(layout, max_rows)
     theta = np.empty(P)
     gtheta = np.empty(P)
-    gsd = np.zeros(n_sd)
+    # per parameter its group sd, and its sums over groups of raw**2 and raw *
+    # dlogp/dtheta, reduced once after the groups: the loops over parameters
+    # then carry nothing from one p to the next (gsd[player[p]] += ... did)
+    sdp = np.empty(P)
+    sum_rr = np.zeros(P)
+    sum_gr = np.zeros(P)
+    for p in range(P):
+        sdp[p] = sd[player[p]]
     for g in range(G):
         base = m0 + P + g * P
         for p in range(P):
             r = x[base + p]
-            total -= 0.5 * r * r
-            theta[p] = x[m0 + p] + sd[player[p]] * r
+            sum_rr[p] += r * r
+            theta[p] = x[m0 + p] + sdp[p] * r
             gtheta[p] = 0.0
         if starts[g + 1] > starts[g]:
             sigma = 0.0
@@ -380,9 +376,13 @@ def hierarchical_logp_grad(
                 grad[k] += gsigma
         for p in range(P):
             r = x[base + p]
-            grad[base + p] = sd[player[p]] * gtheta[p] - r
+            grad[base + p] = sdp[p] * gtheta[p] - r
             grad[m0 + p] += gtheta[p]
-            gsd[player[p]] += gtheta[p] * r
+            sum_gr[p] += gtheta[p] * r
+    gsd = np.zeros(n_sd)
+    for p in range(P):
+        total -= 0.5 * sum_rr[p]
+        gsd[player[p]] += sum_gr[p]
     for k in range(n_sd):
         grad[k] += gsd[k] * sd[k]
     return total
