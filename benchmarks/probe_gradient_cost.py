@@ -18,9 +18,11 @@ The floor quoted is the FLOPs at 4 double-precision FLOPs per ns (one core,
 no FMA, no SIMD width assumed) plus 4 ns per ``exp``; what the kernel
 achieves is printed next to it.
 
-``--steps [--seeds 0,1,...] [--sd-start 0.1] [--adaptation low_rank]``: where
-the leapfrog steps of a default fit go (:func:`steps`), optionally with the
-group sds started elsewhere or another nutpie mass-matrix adaptation.
+``--steps [--seeds 0,1,...] [--sd-start 0.1] [--adaptation low_rank]
+[--settings JSON]``: where the leapfrog steps of a default fit go
+(:func:`steps`), optionally with the group sds started elsewhere, another
+nutpie mass-matrix adaptation or other nutpie settings (keyword arguments of
+``nutpie.sample``, e.g. ``'{"maxdepth": 8}'``); a last line sums the seeds.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def main():
               f"{flops / per_row:.2f} FLOP/ns achieved)", flush=True)
 
 
-def steps(seeds=(0,), sd_start=None, adaptation="diag"):
+def steps(seeds=(0,), sd_start=None, adaptation="diag", settings=None):
     """Where the leapfrog steps go: the default fit's chains (4 x (500 +
     500)) sampled by nutpie on the kernels with the warm-up kept;
     gradients in warm-up (and in its first 100 iterations) and in sampling,
@@ -94,7 +96,8 @@ def steps(seeds=(0,), sd_start=None, adaptation="diag"):
     ``sd_start``: start every group sd at this value (times the usual
     ``exp(U(-1, 1))`` jitter) instead of PyMC's support point of
     ``HalfNormal(1)``.  ``adaptation``: nutpie's mass-matrix adaptation
-    (``"diag"``, its default and skhbnn's, ``"draw_diag"`` or ``"low_rank"``)."""
+    (``"diag"``, its default and skhbnn's, ``"draw_diag"`` or ``"low_rank"``).
+    ``settings``: further keyword arguments of ``nutpie.sample``."""
     import nutpie
 
     from skhbnn.kernels.nutpie import compiled_model
@@ -108,15 +111,20 @@ def steps(seeds=(0,), sd_start=None, adaptation="diag"):
     # one gradient, measured here (one timing of 2000 calls, as before)
     call = per_call(problem.evaluate, np.random.default_rng(0).normal(scale=0.3, size=problem.n_dim),
                     repeats=1)
+    extra = dict(settings or {})
+    if adaptation != "diag":
+        extra["adaptation"] = adaptation
+    totals = np.zeros(2)
     for seed in seeds:
         start = time.perf_counter()
         idata = nutpie.sample(model, draws=500, tune=500, chains=4, cores=2, seed=seed,
                               target_accept=0.9, progress_bar=False, save_warmup=True,
-                              **({} if adaptation == "diag" else {"adaptation": adaptation}))
+                              **extra)
         wall = time.perf_counter() - start
         tune = np.asarray(idata.warmup_sample_stats["n_steps"])
         draw = np.asarray(idata.sample_stats["n_steps"])
         total = tune.sum() + draw.sum()
+        totals += tune.sum(), draw.sum()
         print(f"seed {seed}, {adaptation}, group sds start at {sd_start or 'the support point'}: gradients "
               f"warm-up {tune.sum()} ({tune.sum() / total:.0%}; first 100 iterations "
               f"{tune[:, :100].sum()}), sampling {draw.sum()}; mean steps per warm-up "
@@ -124,6 +132,9 @@ def steps(seeds=(0,), sd_start=None, adaptation="diag"):
               f"iteration {tune.max()}; sampling wall {wall:.1f} s on 2 cores (the gradients "
               f"alone at {call * 1e6:.0f} us: {total * call / 2:.1f} s on two)",
               flush=True)
+    print(f"{len(seeds)} seeds, {extra or 'the defaults'}: mean gradients per fit warm-up "
+          f"{totals[0] / len(seeds):.0f}, sampling {totals[1] / len(seeds):.0f}, "
+          f"total {totals.sum() / len(seeds):.0f}", flush=True)
 
 
 if __name__ == "__main__":
@@ -135,6 +146,9 @@ if __name__ == "__main__":
     if "--steps" in sys.argv:
         seeds = tuple(int(v) for v in option("--seeds", "0").split(","))
         sd = option("--sd-start", None)
-        steps(seeds, None if sd is None else float(sd), option("--adaptation", "diag"))
+        import json
+
+        steps(seeds, None if sd is None else float(sd), option("--adaptation", "diag"),
+              json.loads(option("--settings", "{}")))
     else:
         main()

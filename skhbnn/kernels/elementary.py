@@ -3,10 +3,11 @@
 libm's ``exp``, ``log`` and ``log1p`` are a call per row, so a loop over the
 rows that calls them runs one row at a time.  These are branch-free
 arithmetic and integer bit operations, so the same loops run 8 rows per
-instruction on AVX-512 (4 on AVX2).  Strict IEEE arithmetic (no fastmath):
-every process computes the same bits, vectorised or not.  Accuracy against
-libm's is tested (``tests/test_density.py``): within 1 ulp for ``exp``,
-a few ulp for the logarithms.
+instruction on AVX-512 (4 on AVX2).  The only fastmath flag is ``contract``:
+a multiply and an add may become one FMA (one rounding); nothing is
+reordered, so every process computes the same bits, vectorised or not,
+compiled or loaded from numba's cache.  Accuracy against libm's is tested
+(``tests/test_density.py``): within 1 ulp for ``exp``, ``log`` and ``log1p``.
 
 Compiled into :mod:`skhbnn.kernels.density`'s kernels (``abi._SOURCES``
 stamps this file; ``abi._DEPENDENT`` drops density's cached code when it
