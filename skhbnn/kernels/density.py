@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from .abi import refresh_dependent_caches
-from .elementary import exp_nonpositive, log1p_unit, log_positive
+from .elementary import EXP_FLOOR, exp_nonpositive, log1p_unit, log_positive
 
 # before cfuncs, mixture or svi_step (each imports this module first) load
 # cached code compiled from other kernel sources (skhbnn.kernels.abi)
@@ -136,7 +136,7 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
         for i in range(n):
             x = H[top, 0, i]
             a = abs(x)
-            e = exp_nonpositive(-a if a < 700.0 else -700.0)
+            e = exp_nonpositive(-a if a < -EXP_FLOOR else EXP_FLOOR)
             p1 = 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
             weight = rw[r0 + i]
             label = y[r0 + i]
@@ -156,12 +156,12 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
         D[2, 1, i] = 0.0
     for k in range(n_out):
         for i in range(n):
-            D[2, 1, i] += exp_nonpositive(max(H[top, k, i] - D[2, 0, i], -700.0))
+            D[2, 1, i] += exp_nonpositive(max(H[top, k, i] - D[2, 0, i], EXP_FLOOR))
     for i in range(n):
         D[2, 0, i] += log_positive(D[2, 1, i])
     for k in range(n_out):
         for i in range(n):
-            D[c, k, i] = -rw[r0 + i] * exp_nonpositive(max(H[top, k, i] - D[2, 0, i], -700.0))
+            D[c, k, i] = -rw[r0 + i] * exp_nonpositive(max(H[top, k, i] - D[2, 0, i], EXP_FLOOR))
     for i in range(n):
         label = int(y[r0 + i])
         weight = rw[r0 + i]

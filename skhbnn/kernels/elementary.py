@@ -39,6 +39,10 @@ _SQRT2 = 1.4142135623730951
 _MANTISSA = 0x000FFFFFFFFFFFFF
 _ONE_BITS = 0x3FF0000000000000
 
+# where callers clamp the argument of exp_nonpositive (inside its domain; exp
+# of anything below is under 1e-304, nothing a likelihood term can tell apart)
+EXP_FLOOR = -700.0
+
 
 @njit(**_JIT)
 def exp_nonpositive(z):
