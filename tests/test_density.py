@@ -6,6 +6,7 @@ over random architectures)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_abi_stamp_covers_the_slot_table_and_the_kernel_sources():
     from skhbnn.kernels import abi
 
     assert set(abi._SOURCES) == {
-        "abi.py", "elementary.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py"}
+        "abi.py", "elementary.py", "rows.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py"}
     assert 0 < abi.ABI_STAMP < 2**63
 
 
@@ -235,6 +236,55 @@ def test_vectorised_logarithms_are_within_one_ulp_of_libm():
     ours, reference = np.array([log1p_unit(v) for v in e]), np.log1p(e)
     assert _ulps(ours, reference).max() <= 1
     assert log1p_unit(1e-300) == 1e-300  # tiny e keep their relative accuracy
+
+
+def _lanes_reference(terms):
+    """The order skhbnn.kernels.rows states: term i into lane i % 8, each
+    lane summed in row order, then ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))."""
+    lanes = [0.0] * 8
+    for i, t in enumerate(terms):
+        lanes[i % 8] += float(t)
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 50, 63, 64, 1000])
+def test_row_sums_add_in_the_stated_order(n):
+    """row_dot and row_sum: eight lanes (row i in lane i % 8), added
+    pairwise; the same bits as a Python sum in that order, at any offset
+    into a C-contiguous array and any number of rows."""
+    from numba import njit
+
+    from skhbnn.kernels.rows import row_dot, row_sum
+
+    @njit
+    def both(a, ao, b, bo, n):
+        return row_dot(a, ao, b, bo, n), row_sum(a, ao, n)
+
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(3, 2, n + 5)) * np.exp(rng.uniform(-20, 20, size=(3, 2, n + 5)))
+    b = rng.normal(size=(2, n + 3))
+    ao, bo = (1 * 2 + 1) * (n + 5) + 2, (n + 3) + 1
+    dot, total = both(a, ao, b, bo, n)
+    products = a.ravel()[ao:ao + n] * b.ravel()[bo:bo + n]
+    assert dot == _lanes_reference(products)
+    assert total == _lanes_reference(a.ravel()[ao:ao + n])
+    assert dot == pytest.approx(math.fsum(products), rel=1e-9, abs=1e-300)
+
+
+def test_row_sums_refuse_arrays_they_cannot_read_as_rows():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from skhbnn.kernels.rows import row_sum
+
+    @njit
+    def total(a):
+        return row_sum(a, 0, 2)
+
+    with pytest.raises(TypingError, match="C-contiguous float64"):
+        total(np.ones((4, 4))[:, ::2])
+    with pytest.raises(TypingError, match="C-contiguous float64"):
+        total(np.ones(4, dtype=np.float32))
 
 
 @pytest.mark.parametrize("bias,n_out", [(False, 1), (True, 1), (True, 3)])

@@ -66,7 +66,7 @@ STALE = -2
 NONFINITE_GRADIENT = 3
 NONFINITE_LOGP = 4
 
-_SOURCES = ("abi.py", "elementary.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py")
+_SOURCES = ("abi.py", "elementary.py", "rows.py", "density.py", "mixture.py", "svi_step.py", "cfuncs.py")
 
 
 def _stamp() -> int:

@@ -37,6 +37,7 @@ from numba import njit
 
 from .abi import refresh_dependent_caches
 from .elementary import EXP_FLOOR, exp_nonpositive, log1p_unit, log_positive
+from .rows import row_dot, row_sum
 
 # before cfuncs, mixture or svi_step (each imports this module first) load
 # cached code compiled from other kernel sources (skhbnn.kernels.abi)
@@ -119,19 +120,19 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
     Otherwise ``y`` holds class labels: one output is Bernoulli on the logit
     (the two-class Categorical on ``[0, z]`` of the PyMC model); more are a
     softmax."""
-    total = 0.0
+    # each row's term into D[2] (no running sum: the loops vectorise), summed
+    # after in eight lanes (skhbnn.kernels.rows)
+    plane = D.shape[1] * D.shape[2]
     if sigma > 0.0:
         inv = 1.0 / sigma
         norm = math.log(sigma) + _HALF_LOG_2PI
-        gsigma = 0.0
         for i in range(n):
             r = (y[r0 + i] - H[top, 0, i]) * inv
             weight = rw[r0 + i]
-            total += weight * (-0.5 * r * r - norm)
+            D[2, 0, i] = weight * (-0.5 * r * r - norm)
             D[c, 0, i] = weight * r * inv
-            gsigma += weight * (r * r - 1.0)
-        return total, gsigma
-    # each row's term into D[2, 0] (no running sum: the loop vectorises), summed after
+            D[2, 1, i] = weight * (r * r - 1.0)
+        return row_sum(D, 2 * plane, n), row_sum(D, 2 * plane + D.shape[2], n)
     if n_out == 1:
         for i in range(n):
             x = H[top, 0, i]
@@ -142,9 +143,7 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
             label = y[r0 + i]
             D[2, 0, i] = weight * (label * x - (max(x, 0.0) + log1p_unit(e)))
             D[c, 0, i] = weight * (label - p1)
-        for i in range(n):
-            total += D[2, 0, i]
-        return total, 0.0
+        return row_sum(D, 2 * plane, n), 0.0
     # softmax, one class at a time over the rows: D[2, 0] the rows' largest
     # output, D[2, 1] the sum of exp(output - largest), then log-sum-exp
     for i in range(n):
@@ -165,9 +164,9 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
     for i in range(n):
         label = int(y[r0 + i])
         weight = rw[r0 + i]
-        total += weight * (H[top, label, i] - D[2, 0, i])
+        D[2, 1, i] = weight * (H[top, label, i] - D[2, 0, i])
         D[c, label, i] += weight
-    return total, 0.0
+    return row_sum(D, 2 * plane + D.shape[2], n), 0.0
 
 
 @njit(**_JIT)
@@ -203,24 +202,22 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
     )
     for layer in range(n_layers - 1, -1, -1):  # backward
         n_in, n_out, wo, bo = layout[layer, 0], layout[layer, 1], layout[layer, 2], layout[layer, 3]
+        # the sums over the rows in eight lanes (skhbnn.kernels.rows)
         if bo >= 0:
             for j in range(n_out):
-                s = 0.0
-                for i in range(n):
-                    s += D[cur, j, i]
-                gtheta[bo + j] += s
+                gtheta[bo + j] += row_sum(D, (cur * D.shape[1] + j) * D.shape[2], n)
         for k in range(n_in):
             for j in range(n_out):
-                s = 0.0
-                for i in range(n):
-                    s += H[layer, k, i] * D[cur, j, i]
-                gtheta[wo + k * n_out + j] += s
+                gtheta[wo + k * n_out + j] += row_dot(
+                    H, (layer * H.shape[1] + k) * H.shape[2], D, (cur * D.shape[1] + j) * D.shape[2], n
+                )
         if layer > 0:
             nxt = 1 - cur
             for k in range(n_in):
+                w = theta[wo + k * n_out]
                 for i in range(n):
-                    D[nxt, k, i] = 0.0
-                for j in range(n_out):
+                    D[nxt, k, i] = w * D[cur, 0, i]
+                for j in range(1, n_out):
                     w = theta[wo + k * n_out + j]
                     for i in range(n):
                         D[nxt, k, i] += w * D[cur, j, i]
