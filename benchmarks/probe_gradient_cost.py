@@ -63,6 +63,64 @@ def per_call(fn, x, n: int = 2000, repeats: int = 7) -> float:
     return float(np.median(times))
 
 
+def _callback_loop():
+    """A numba loop calling a C callback (a ``cfunc``) ``reps`` times with
+    raw pointers, as nutpie's Rust calls it: no Python between calls."""
+    from llvmlite import ir
+    from numba import njit, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def doubles(typingctx, address):
+        sig = types.CPointer(types.float64)(types.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], ir.DoubleType().as_pointer())
+
+        return sig, codegen
+
+    @intrinsic
+    def void(typingctx, address):
+        sig = types.voidptr(types.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+        return sig, codegen
+
+    @njit
+    def loop(fn, n_dim, x, grad, logp, header, reps):
+        failed = 0
+        for _ in range(reps):
+            failed += fn(n_dim, doubles(x), doubles(grad), doubles(logp), void(header)) != 0
+        return failed
+
+    return loop
+
+
+def per_call_in_kernel(problem, x, n: int = 2000, repeats: int = 7) -> float:
+    """Median seconds of one call of the C callback nutpie calls
+    (:func:`skhbnn.kernels.problem.callbacks`), from a numba loop: what a
+    gradient costs inside a fit.  :func:`per_call` on ``problem.evaluate``
+    adds the Python ``ctypes`` call and its arrays (several microseconds)."""
+    from skhbnn.kernels.problem import callbacks
+
+    loop = _callback_loop()
+    fn = callbacks()[problem.kind][0]
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    grad, logp = np.empty(problem.n_dim), np.empty(1)
+    args = (np.uint64(problem.n_dim), x.ctypes.data, grad.ctypes.data, logp.ctypes.data,
+            problem.header.ctypes.data)
+    if loop(fn, *args, 1):
+        raise RuntimeError("the callback failed at the probe's point")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loop(fn, *args, n)
+        times.append((time.perf_counter() - start) / n)
+    return float(np.median(times))
+
+
 def with_sd_start(problem, sd: float):
     """``problem`` with every group sd's initial point at ``sd`` (times the
     usual ``exp(U(-1, 1))`` jitter) instead of PyMC's support point."""
@@ -78,14 +136,17 @@ def main():
     for use_bias in (True, False):
         spec = NetworkSpec(2, (5, 5), 1, "tanh", use_bias=use_bias)
         problem = HierarchicalModel(spec, 18).build_kernel(X, y, g)
-        call = per_call(problem.evaluate, rng.normal(scale=0.3, size=problem.n_dim))
+        x = rng.normal(scale=0.3, size=problem.n_dim)
+        call = per_call(problem.evaluate, x)
+        inside = per_call_in_kernel(problem, x)
         flops, tanh = arithmetic(spec)
         floor = flops / FLOPS_PER_NS + tanh * NS_PER_EXP
-        per_row = call * 1e9 / len(y)
-        print(f"use_bias={use_bias}: {call * 1e6:.1f} us per call (median of 7 x 2000), "
-              f"{per_row:.1f} ns per row; {flops} FLOPs + {tanh} tanh per row, floor "
-              f"{floor:.1f} ns per row ({per_row / floor:.1f}x the floor, "
-              f"{flops / per_row:.2f} FLOP/ns achieved)", flush=True)
+        per_row, inside_row = call * 1e9 / len(y), inside * 1e9 / len(y)
+        print(f"use_bias={use_bias}: {call * 1e6:.1f} us per call through ctypes (median of 7 "
+              f"x 2000), {per_row:.1f} ns per row; from a numba loop, as nutpie calls it, "
+              f"{inside * 1e6:.1f} us, {inside_row:.1f} ns per row; {flops} FLOPs + {tanh} tanh "
+              f"per row, floor {floor:.1f} ns per row ({inside_row / floor:.2f}x the floor, "
+              f"{flops / inside_row:.2f} FLOP/ns achieved)", flush=True)
 
 
 def steps(seeds=(0,), sd_start=None, adaptation="diag", settings=None):

@@ -271,6 +271,45 @@ def test_row_sums_add_in_the_stated_order(n):
     assert dot == pytest.approx(math.fsum(products), rel=1e-9, abs=1e-300)
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 50, 64])
+@pytest.mark.parametrize("with_start", [True, False])
+def test_rows_combination_is_the_loop_over_inputs_to_the_bit(n, with_start):
+    """rows_combination holds eight rows in registers; every row's value is
+    what ``out = start; out += w_k * x_k`` (or from the first product, with
+    no start) computes, in input order, to the bit."""
+    from numba import njit
+
+    from skhbnn.kernels.rows import rows_combination
+
+    @njit
+    def combine(out, oo, start, x, xo, xs, w, wo, ws, count, n):
+        rows_combination(out, oo, start, x, xo, xs, w, wo, ws, count, n)
+
+    @njit
+    def combine_from_first(out, oo, x, xo, xs, w, wo, ws, count, n):
+        rows_combination(out, oo, None, x, xo, xs, w, wo, ws, count, n)
+
+    rng = np.random.default_rng(n)
+    stride, count = n + 3, 5
+    x = rng.normal(size=(2, count, stride)) * np.exp(rng.uniform(-30, 30, size=(2, count, stride)))
+    w = rng.normal(size=40)
+    out = np.full((3, stride), np.nan)
+    xo, wo, ws, oo = count * stride + 1, 2, 7, stride + 2
+    rows = [x.ravel()[xo + k * stride:xo + k * stride + n] for k in range(count)]
+    if with_start:
+        combine(out, oo, 0.25, x, xo, stride, w, wo, ws, count, n)
+        expected = np.full(n, 0.25)
+        first = 0
+    else:
+        combine_from_first(out, oo, x, xo, stride, w, wo, ws, count, n)
+        expected = w[wo] * rows[0]
+        first = 1
+    for k in range(first, count):
+        expected = expected + w[wo + k * ws] * rows[k]
+    assert np.array_equal(out.ravel()[oo:oo + n], expected)
+    assert np.isnan(out.ravel()[oo + n:]).all() and np.isnan(out.ravel()[:oo]).all()
+
+
 def test_row_sums_refuse_arrays_they_cannot_read_as_rows():
     from numba import njit
     from numba.core.errors import TypingError

@@ -37,7 +37,7 @@ from numba import njit
 
 from .abi import refresh_dependent_caches
 from .elementary import EXP_FLOOR, exp_nonpositive, log1p_unit, log_positive
-from .rows import row_dot, row_sum
+from .rows import row_dot, row_sum, rows_combination
 
 # before cfuncs, mixture or svi_step (each imports this module first) load
 # cached code compiled from other kernel sources (skhbnn.kernels.abi)
@@ -186,14 +186,10 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
             H[0, k, i] = XT[k, r0 + i]
     for layer in range(n_layers):  # forward
         n_in, n_out, wo, bo = layout[layer, 0], layout[layer, 1], layout[layer, 2], layout[layer, 3]
-        for j in range(n_out):
+        for j in range(n_out):  # b + w_0j h_0 + w_1j h_1 + ..., in registers (rows.py)
             b = theta[bo + j] if bo >= 0 else 0.0
-            for i in range(n):
-                H[layer + 1, j, i] = b
-            for k in range(n_in):
-                w = theta[wo + k * n_out + j]
-                for i in range(n):
-                    H[layer + 1, j, i] += w * H[layer, k, i]
+            rows_combination(H, ((layer + 1) * H.shape[1] + j) * H.shape[2], b,
+                             H, layer * H.shape[1] * H.shape[2], H.shape[2], theta, wo + j, n_out, n_in, n)
             if layer < n_layers - 1:
                 _activate(H, layer + 1, j, n, act)
     cur = 0  # D[cur]: d loglik / d pre-activations of the layer's output
@@ -213,14 +209,9 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
                 )
         if layer > 0:
             nxt = 1 - cur
-            for k in range(n_in):
-                w = theta[wo + k * n_out]
-                for i in range(n):
-                    D[nxt, k, i] = w * D[cur, 0, i]
-                for j in range(1, n_out):
-                    w = theta[wo + k * n_out + j]
-                    for i in range(n):
-                        D[nxt, k, i] += w * D[cur, j, i]
+            for k in range(n_in):  # w_k0 d_0 + w_k1 d_1 + ..., in registers
+                rows_combination(D, (nxt * D.shape[1] + k) * D.shape[2], None,
+                                 D, cur * D.shape[1] * D.shape[2], D.shape[2], theta, wo + k * n_out, 1, n_out, n)
                 _scale_by_derivative(H, layer, k, D, nxt, n, act)
             cur = nxt
     return total, gsigma

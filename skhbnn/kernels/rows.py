@@ -1,4 +1,5 @@
-"""Sums over the rows, eight lanes at a time, in one fixed order.
+"""Sums over the rows, eight lanes at a time, in one fixed order; products
+of a layer eight rows at a time, held in registers.
 
 The kernels' loops over the rows vectorise wherever no value is carried from
 one row to the next.  A sum over the rows carries one: compiled without
@@ -11,6 +12,13 @@ spelled in LLVM IR as ``<8 x double>`` operations with no fast-math flags,
 so every process and every machine computes the same bits: an instruction
 set with narrower vectors (AVX2, SSE2) splits each operation into lane-wise
 halves or quarters, which round exactly as the whole.
+
+:func:`rows_combination` is the other kind of loop a layer runs: one output
+row as a weighted sum of ``count`` input rows.  Written as a loop over the
+inputs per row, it would load and store the output row once per input;
+here eight rows' partial sums stay in a register while the inputs are added
+in order, ``((start + w0 x0) + w1 x1) + ...``, so every row's value is
+the same bits the loop computes.
 
 Compiled into :mod:`skhbnn.kernels.density`'s kernels (``abi._SOURCES``
 stamps this file; ``abi._DEPENDENT`` drops density's cached code when it
@@ -102,5 +110,72 @@ def row_sum(typingctx, a, a_offset, n):
     def codegen(context, builder, signature, args):
         pa = _row_pointer(context, builder, signature.args[0], args[0], args[1])
         return _lanes_sum(builder, lambda index, kind: _load(builder, pa, index, kind), args[2])
+
+    return sig, codegen
+
+
+@intrinsic
+def rows_combination(typingctx, out, out_offset, start, x, x_offset, x_stride, w, w_offset,
+                     w_stride, count, n):
+    """``out.flat[out_offset + i] = ((s + w_0 x_0[i]) + w_1 x_1[i]) + ...`` for
+    ``i < n``, where ``x_k[i] = x.flat[x_offset + k * x_stride + i]`` and
+    ``w_k = w.flat[w_offset + k * w_stride]``, ``k < count``; ``s`` is
+    ``start``, or with ``start`` None the sum begins at ``w_0 x_0[i]``
+    itself (no ``0.0 +``).  Eight rows at a time in registers, the rows
+    after the last whole eight one at a time; the output rows must not be
+    among the input rows."""
+    _check(out, x, w)
+    no_start = isinstance(start, (types.NoneType, types.Omitted))
+    if not no_start and start != types.float64:
+        raise TypingError(f"rows_combination: start is a float64 or None, got {start}")
+    sig = types.void(out, types.intp, start, x, types.intp, types.intp, w, types.intp,
+                     types.intp, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        out_, out_off, start_, x_, x_off, x_stride, w_, w_off, w_stride, count, n = args
+        po = _row_pointer(context, builder, signature.args[0], out_, out_off)
+        px = _row_pointer(context, builder, signature.args[3], x_, x_off)
+        pw = _row_pointer(context, builder, signature.args[6], w_, w_off)
+        dbl = ir.DoubleType()
+        vec = ir.VectorType(dbl, LANES)
+        one = ir.Constant(count.type, 1)
+
+        def splat(value):
+            return builder.shuffle_vector(
+                builder.insert_element(ir.Constant(vec, ir.Undefined), value,
+                                       ir.Constant(ir.IntType(32), 0)),
+                ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+        def rows(index, kind, width):
+            """The combination at rows ``index`` (``width`` of them)."""
+            acc = cgutils.alloca_once(builder, kind)
+
+            def term(k):
+                weight = builder.load(builder.gep(pw, [builder.mul(k, w_stride)]))
+                weight = splat(weight) if width > 1 else weight
+                value = _load(builder, px, builder.add(builder.mul(k, x_stride), index), kind)
+                return builder.fmul(weight, value)
+
+            if no_start:
+                builder.store(term(ir.Constant(count.type, 0)), acc)
+                first = one
+            else:
+                builder.store(splat(start_) if width > 1 else start_, acc)
+                first = ir.Constant(count.type, 0)
+            with cgutils.for_range_slice(builder, first, count, one) as (k, _):
+                builder.store(builder.fadd(builder.load(acc), term(k)), acc)
+            address = builder.gep(po, [index])
+            if width > 1:
+                address = builder.bitcast(address, kind.as_pointer())
+            builder.store(builder.load(acc), address, align=8)
+
+        lanes = ir.Constant(n.type, LANES)
+        n_blocks = builder.sdiv(n, lanes)
+        with cgutils.for_range(builder, n_blocks) as loop:
+            rows(builder.mul(loop.index, lanes), vec, LANES)
+        with cgutils.for_range_slice(builder, builder.mul(n_blocks, lanes), n,
+                                     ir.Constant(n.type, 1)) as (i, _):
+            rows(i, dbl, 1)
+        return context.get_dummy_value()
 
     return sig, codegen
