@@ -27,6 +27,7 @@ nutpie mass-matrix adaptation or other nutpie settings (keyword arguments of
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -63,12 +64,16 @@ def per_call(fn, x, n: int = 2000, repeats: int = 7) -> float:
     return float(np.median(times))
 
 
+@functools.cache
 def _callback_loop():
     """A numba loop calling a C callback (a ``cfunc``) ``reps`` times with
-    raw pointers, as nutpie's Rust calls it: no Python between calls."""
+    raw pointers, as nutpie's Rust calls it: no Python between calls
+    (compiled once per process)."""
     from llvmlite import ir
     from numba import njit, types
     from numba.extending import intrinsic
+
+    from skhbnn.kernels.cfuncs import _void
 
     @intrinsic
     def doubles(typingctx, address):
@@ -79,20 +84,11 @@ def _callback_loop():
 
         return sig, codegen
 
-    @intrinsic
-    def void(typingctx, address):
-        sig = types.voidptr(types.int64)
-
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-
-        return sig, codegen
-
     @njit
     def loop(fn, n_dim, x, grad, logp, header, reps):
         failed = 0
         for _ in range(reps):
-            failed += fn(n_dim, doubles(x), doubles(grad), doubles(logp), void(header)) != 0
+            failed += fn(n_dim, doubles(x), doubles(grad), doubles(logp), _void(header)) != 0
         return failed
 
     return loop

@@ -82,7 +82,7 @@ ABI_STAMP = _stamp()
 
 
 # Modules whose compiled code inlines another kernel source's functions (density.py
-# inlines elementary.py; the others density.py): numba checks only their own
+# inlines elementary.py and rows.py; the others density.py): numba checks only their own
 # source file, so their caches can hold code of other kernel sources.
 _DEPENDENT = ("density.", "cfuncs.", "mixture.", "svi_step.")
 _refreshed = False

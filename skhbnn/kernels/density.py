@@ -109,6 +109,13 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @njit(**_JIT)
+def _row(A, plane, unit):
+    """Where row ``A[plane, unit, :]`` of a C-contiguous scratch array starts
+    in ``A.flat``: the offset :mod:`skhbnn.kernels.rows` takes."""
+    return (plane * A.shape[1] + unit) * A.shape[2]
+
+
+@njit(**_JIT)
 def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
     """Log likelihood of targets ``y[r0:r0 + n]`` given the outputs
     ``H[top, :n_out, :n]``, each row's term weighted by ``rw[r0 + i]`` (the
@@ -122,7 +129,6 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
     softmax."""
     # each row's term into D[2] (no running sum: the loops vectorise), summed
     # after in eight lanes (skhbnn.kernels.rows)
-    plane = D.shape[1] * D.shape[2]
     if sigma > 0.0:
         inv = 1.0 / sigma
         norm = math.log(sigma) + _HALF_LOG_2PI
@@ -132,7 +138,7 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
             D[2, 0, i] = weight * (-0.5 * r * r - norm)
             D[c, 0, i] = weight * r * inv
             D[2, 1, i] = weight * (r * r - 1.0)
-        return row_sum(D, 2 * plane, n), row_sum(D, 2 * plane + D.shape[2], n)
+        return row_sum(D, _row(D, 2, 0), n), row_sum(D, _row(D, 2, 1), n)
     if n_out == 1:
         for i in range(n):
             x = H[top, 0, i]
@@ -143,7 +149,7 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
             label = y[r0 + i]
             D[2, 0, i] = weight * (label * x - (max(x, 0.0) + log1p_unit(e)))
             D[c, 0, i] = weight * (label - p1)
-        return row_sum(D, 2 * plane, n), 0.0
+        return row_sum(D, _row(D, 2, 0), n), 0.0
     # softmax, one class at a time over the rows: D[2, 0] the rows' largest
     # output, D[2, 1] the sum of exp(output - largest), then log-sum-exp
     for i in range(n):
@@ -166,7 +172,7 @@ def _output_loglik(H, top, n_out, y, rw, r0, n, D, c, sigma):
         weight = rw[r0 + i]
         D[2, 1, i] = weight * (H[top, label, i] - D[2, 0, i])
         D[c, label, i] += weight
-    return row_sum(D, 2 * plane + D.shape[2], n), 0.0
+    return row_sum(D, _row(D, 2, 1), n), 0.0
 
 
 @njit(**_JIT)
@@ -188,8 +194,8 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
         n_in, n_out, wo, bo = layout[layer, 0], layout[layer, 1], layout[layer, 2], layout[layer, 3]
         for j in range(n_out):  # b + w_0j h_0 + w_1j h_1 + ..., in registers (rows.py)
             b = theta[bo + j] if bo >= 0 else 0.0
-            rows_combination(H, ((layer + 1) * H.shape[1] + j) * H.shape[2], b,
-                             H, layer * H.shape[1] * H.shape[2], H.shape[2], theta, wo + j, n_out, n_in, n)
+            rows_combination(H, _row(H, layer + 1, j), b,
+                             H, _row(H, layer, 0), H.shape[2], theta, wo + j, n_out, n_in, n)
             if layer < n_layers - 1:
                 _activate(H, layer + 1, j, n, act)
     cur = 0  # D[cur]: d loglik / d pre-activations of the layer's output
@@ -201,17 +207,15 @@ def _network_loglik(theta, XT, y, rw, r0, r1, layout, act, H, D, gtheta, sigma):
         # the sums over the rows in eight lanes (skhbnn.kernels.rows)
         if bo >= 0:
             for j in range(n_out):
-                gtheta[bo + j] += row_sum(D, (cur * D.shape[1] + j) * D.shape[2], n)
+                gtheta[bo + j] += row_sum(D, _row(D, cur, j), n)
         for k in range(n_in):
             for j in range(n_out):
-                gtheta[wo + k * n_out + j] += row_dot(
-                    H, (layer * H.shape[1] + k) * H.shape[2], D, (cur * D.shape[1] + j) * D.shape[2], n
-                )
+                gtheta[wo + k * n_out + j] += row_dot(H, _row(H, layer, k), D, _row(D, cur, j), n)
         if layer > 0:
             nxt = 1 - cur
             for k in range(n_in):  # w_k0 d_0 + w_k1 d_1 + ..., in registers
-                rows_combination(D, (nxt * D.shape[1] + k) * D.shape[2], None,
-                                 D, cur * D.shape[1] * D.shape[2], D.shape[2], theta, wo + k * n_out, 1, n_out, n)
+                rows_combination(D, _row(D, nxt, k), None,
+                                 D, _row(D, cur, 0), D.shape[2], theta, wo + k * n_out, 1, n_out, n)
                 _scale_by_derivative(H, layer, k, D, nxt, n, act)
             cur = nxt
     return total, gsigma
